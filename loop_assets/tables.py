@@ -1,0 +1,212 @@
+"""The table contract: one Polars schema per warehouse table, with a description per column.
+
+The schemas are the single source of truth: DuckDB tables are created from them, the core builds
+its frames against them, and the Dagster layer turns them into `dagster/column_schema` metadata.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC_TS = pl.Datetime("us", "UTC")
+
+SIGNAL = pl.Struct({"scorer": pl.String, "version": pl.String, "value": pl.String, "threshold": pl.String})
+
+# Every table: {column: (dtype, description)}
+RAW_TRACES: dict[str, tuple[pl.DataType, str]] = {
+    "trace_id": (pl.String, "The log's own id, else a stable hash of the record"),
+    "span_id": (pl.String, "Span or request id inside a multi-span trace, when the format has one"),
+    "ts": (UTC_TS, "Request start, UTC"),
+    "day": (pl.Date, "Partition: UTC day of ts"),
+    "app": (pl.String, "Application that made the call"),
+    "model": (pl.String, "Model that answered"),
+    "input_messages": (pl.String, "Request messages as JSON, OpenAI chat shape"),
+    "input_text": (pl.String, "Last user turn, with the turns before it when it is too short to stand alone"),
+    "output_text": (pl.String, "Assistant answer text ('' when empty, null when the call errored)"),
+    "latency_ms": (pl.Float64, "End-to-end latency in milliseconds"),
+    "finish_reason": (pl.String, "Provider finish reason (stop, length, tool_calls, ...)"),
+    "error": (pl.String, "Provider or application error message"),
+    "feedback": (pl.String, "User feedback as logged (JSON)"),
+    "feedback_thumbs": (pl.String, "Normalised thumbs: up, down or null"),
+    "feedback_rating": (pl.Float64, "Numeric rating as logged"),
+    "corrected_output": (pl.String, "A corrected answer given with the feedback, if any"),
+    "metadata": (pl.String, "Everything else the record carried (JSON)"),
+    "record_hash": (pl.String, "sha256 of the record's canonical JSON, to tell redeliveries from conflicts"),
+    "source_format": (pl.String, "Parser that read the record"),
+    "source_file": (pl.String, "Path of the trace file, relative to the incoming folder"),
+    "source_line": (pl.Int64, "1-based line of the record in the source file"),
+    "ingest_run_id": (pl.String, "Dagster run that ingested the record"),
+}
+
+QUARANTINED_RECORDS: dict[str, tuple[pl.DataType, str]] = {
+    "source_file": (pl.String, "Path of the trace file, relative to the incoming folder"),
+    "source_line": (pl.Int64, "1-based line (0 for a problem of the whole file)"),
+    "raw": (pl.String, "The original bytes as text (invalid UTF-8 backslash-escaped)"),
+    "raw_truncated": (pl.Boolean, "True when raw holds only the first bytes of the record"),
+    "raw_bytes": (pl.Int64, "Size of the original record in bytes"),
+    "reason_code": (pl.String, "Machine-readable kind of problem"),
+    "reason": (pl.String, "What is wrong, for a person"),
+    "day": (pl.Date, "UTC day of the record's timestamp, when it could be read"),
+    "partition_day": (pl.Date, "Partition the row is stored in (day, else the day of its neighbours)"),
+    "source_format": (pl.String, "Parser that tried to read the record"),
+    "ingest_run_id": (pl.String, "Dagster run that read the record"),
+}
+
+INGEST_MANIFEST: dict[str, tuple[pl.DataType, str]] = {
+    "source_file": (pl.String, "Path of the trace file, relative to the incoming folder"),
+    "partition_day": (pl.Date, "Partition the records below were routed to"),
+    "records_routed": (pl.Int64, "Records of this file routed to this partition (traces + quarantined)"),
+    "file_records": (pl.Int64, "Records read from the whole file (lines, plus one per whole-file problem)"),
+    "file_size": (pl.Int64, "File size in bytes when read"),
+    "file_mtime": (UTC_TS, "File modification time when read"),
+    "ingest_run_id": (pl.String, "Dagster run that read the file"),
+}
+
+SCORED_TRACES: dict[str, tuple[pl.DataType, str]] = {
+    "trace_id": (pl.String, "Trace id (joins raw_traces on trace_id and day)"),
+    "day": (pl.Date, "Partition: UTC day of the trace"),
+    "app": (pl.String, "Application"),
+    "latency_failed": (pl.Boolean, "latency scorer: slower than the app's budget (null: no latency logged)"),
+    "json_schema_failed": (pl.Boolean, "json_schema scorer: output breaks the app's schema (null: no schema)"),
+    "feedback_failed": (pl.Boolean, "feedback scorer: thumbs down or low rating (null: no feedback)"),
+    "provider_error_failed": (pl.Boolean, "provider_error scorer: the call returned an error"),
+    "empty_output_failed": (pl.Boolean, "empty_output scorer: no answer text without an error"),
+    "truncated_output_failed": (pl.Boolean, "truncated_output scorer: finish_reason is length"),
+    "failure_signals": (pl.List(SIGNAL), "Signals that fired: scorer, version, value, threshold"),
+    "severity": (pl.Float64, "1 - prod(1 - weight) over fired signals, in [0, 1]"),
+    "is_failure": (pl.Boolean, "Any signal fired"),
+    "scored_run_id": (pl.String, "Dagster run that scored the trace"),
+}
+
+FAILURE_CLUSTERS: dict[str, tuple[pl.DataType, str]] = {
+    "trace_id": (pl.String, "Failing trace"),
+    "day": (pl.Date, "Partition: UTC day of the trace"),
+    "app": (pl.String, "Application (clusters never span apps)"),
+    "text": (pl.String, "Normalised text that was hashed and embedded"),
+    "text_hash": (pl.String, "sha256 of the normalised text"),
+    "exact_dup_of": (pl.String, "trace_id of the first trace of the day with the same app and text, if not this"),
+    "embedding": (pl.List(pl.Float32), "Unit-length sentence embedding of text"),
+    "embedding_model": (pl.String, "Model id of the embedding"),
+    "embedding_source": (pl.String, "embedded (new), cache (embedded in an earlier run) or exact_dup"),
+    "cluster_id": (pl.Int64, "HDBSCAN cluster within the day (-1 for noise)"),
+    "cluster_size": (pl.Int64, "Traces in the cluster including exact duplicates (noise: the trace and its dups)"),
+    "is_representative": (pl.Boolean, "Member nearest the cluster centroid, or a noise point"),
+    "severity": (pl.Float64, "Severity of the trace"),
+    "clustered_run_id": (pl.String, "Dagster run that clustered the day"),
+}
+
+GRADED_CANDIDATES: dict[str, tuple[pl.DataType, str]] = {
+    "candidate_id": (pl.String, "Stable id: cand_ + hash of day and trace_id"),
+    "trace_id": (pl.String, "Representative trace"),
+    "day": (pl.Date, "Partition: UTC day of the trace"),
+    "app": (pl.String, "Application"),
+    "cluster_id": (pl.Int64, "Cluster of the day (-1 for noise)"),
+    "case_id": (pl.String, "Id the case has (or would have) in eval_suite"),
+    "text_hash": (pl.String, "sha256 of the normalised text"),
+    "embedding": (pl.List(pl.Float32), "Embedding of the representative"),
+    "nearest_case_id": (pl.String, "Most similar earlier case of the same app (suite or this day's promotions)"),
+    "nearest_similarity": (pl.Float64, "Cosine similarity to nearest_case_id (null: nothing to compare with)"),
+    "dedup_threshold": (pl.Float64, "Similarity threshold in force, from the schedule over suite size"),
+    "suite_size_before": (pl.Int64, "Active cases promoted from earlier days"),
+    "novelty": (pl.Float64, "1 - nearest_similarity, clipped to [0, 1]; 1 when nothing to compare"),
+    "severity": (pl.Float64, "Severity of the representative trace"),
+    "frequency": (pl.Int64, "Traces in the cluster, exact duplicates included"),
+    "frequency_score": (pl.Float64, "log(1 + frequency) / log(1 + saturation), capped at 1"),
+    "difficulty": (pl.Float64, "Failure rate over re-tries against a model endpoint; null when unknown"),
+    "difficulty_source": (pl.String, "How difficulty was obtained, or why it is unknown"),
+    "weight": (pl.Float64, "Weighted mean of the known factors (formula in the config)"),
+    "decision": (pl.String, "promote, duplicate_of:<case_id> or skip:<reason>"),
+    "reason": (pl.String, "Why, for a person"),
+    "graded_run_id": (pl.String, "Dagster run that graded the day"),
+}
+
+EVAL_SUITE: dict[str, tuple[pl.DataType, str]] = {
+    "case_id": (pl.String, "Stable case id: case_ + hash of app and text_hash"),
+    "day": (pl.Date, "Partition: the day the case was promoted from"),
+    "app": (pl.String, "Application"),
+    "input_messages": (pl.String, "Request messages (JSON, OpenAI chat shape) to replay"),
+    "input_text": (pl.String, "Normalised input the case stands for"),
+    "expected_output": (pl.String, "Corrected answer given with the feedback, else null"),
+    "grading": (pl.String, "How a run decides pass or fail (JSON: list of checks)"),
+    "weight": (pl.Float64, "Weight of the case"),
+    "label": (pl.String, "Short human label: app / signals / input"),
+    "status": (pl.String, "active or retired"),
+    "source": (pl.String, "Where the case came from (production_failure)"),
+    "trace_id": (pl.String, "Trace the case was promoted from"),
+    "span_id": (pl.String, "Span id, when the format has one"),
+    "source_file": (pl.String, "Trace file (relative to the incoming folder)"),
+    "source_line": (pl.Int64, "1-based line in source_file"),
+    "source_format": (pl.String, "Parser that read the record"),
+    "raw_partition": (pl.Date, "raw_traces partition of the trace"),
+    "failure_signals": (pl.List(SIGNAL), "Signals with scorer, version, value and threshold"),
+    "severity": (pl.Float64, "Severity of the trace"),
+    "cluster_id": (pl.Int64, "failure_clusters cluster of the day (-1 for noise)"),
+    "cluster_size": (pl.Int64, "Traces the case stands for that day"),
+    "candidate_id": (pl.String, "graded_candidates row"),
+    "nearest_case_id": (pl.String, "Nearest earlier case when promoted"),
+    "nearest_similarity": (pl.Float64, "Its cosine similarity"),
+    "dedup_threshold": (pl.Float64, "Threshold the case was promoted under"),
+    "text_hash": (pl.String, "sha256 of the normalised text"),
+    "embedding": (pl.List(pl.Float32), "Embedding of input_text"),
+    "embedding_model": (pl.String, "Model of the embedding"),
+    "promoted_run_id": (pl.String, "Dagster run that first promoted the case"),
+    "promoted_partition": (pl.String, "Partition key of that run"),
+    "first_seen_at": (UTC_TS, "Timestamp of the trace"),
+    "promoted_at": (UTC_TS, "When the case was first promoted"),
+    "last_run_id": (pl.String, "Dagster run that last wrote the partition"),
+}
+
+EMBEDDING_CACHE: dict[str, tuple[pl.DataType, str]] = {
+    "model": (pl.String, "Embedding model id"),
+    "text_hash": (pl.String, "sha256 of the normalised text"),
+    "embedding": (pl.List(pl.Float32), "Unit-length embedding"),
+    "created_at": (UTC_TS, "When it was computed"),
+}
+
+PARTITION_LOG: dict[str, tuple[pl.DataType, str]] = {
+    "asset": (pl.String, "Asset that wrote the partition"),
+    "day": (pl.Date, "Partition"),
+    "run_id": (pl.String, "Dagster run that wrote it"),
+    "rows": (pl.Int64, "Rows written"),
+    "written_at": (UTC_TS, "Commit time"),
+}
+
+TABLES: dict[str, dict[str, tuple[pl.DataType, str]]] = {
+    "raw_traces": RAW_TRACES,
+    "quarantined_records": QUARANTINED_RECORDS,
+    "ingest_manifest": INGEST_MANIFEST,
+    "scored_traces": SCORED_TRACES,
+    "failure_clusters": FAILURE_CLUSTERS,
+    "graded_candidates": GRADED_CANDIDATES,
+    "eval_suite": EVAL_SUITE,
+    "embedding_cache": EMBEDDING_CACHE,
+    "partition_log": PARTITION_LOG,
+}
+
+# The column each partitioned table is replaced by.
+PARTITION_COLUMN = {
+    "raw_traces": "day",
+    "quarantined_records": "partition_day",
+    "ingest_manifest": "partition_day",
+    "scored_traces": "day",
+    "failure_clusters": "day",
+    "graded_candidates": "day",
+    "eval_suite": "day",
+}
+
+
+def schema(table: str) -> pl.Schema:
+    return pl.Schema({name: dtype for name, (dtype, _) in TABLES[table].items()})
+
+
+def empty(table: str) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema(table))
+
+
+def conform(table: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """Select the table's columns in order and cast to its types; a missing column is a bug."""
+    target = schema(table)
+    missing = [c for c in target if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{table}: frame lacks columns {missing}")
+    return frame.select([pl.col(c).cast(t) for c, t in target.items()])
