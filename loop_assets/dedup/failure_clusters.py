@@ -1,0 +1,101 @@
+"""From a day's failing traces to `failure_clusters` rows: exact-dup collapse, embed, cluster, pick.
+
+Clusters never span apps: the same words mean a different failure in a different application.
+Exact duplicates (same app, same normalised text) are collapsed before anything is embedded and
+inherit the cluster of the first such trace of the day.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from loop_assets.config import LoopConfig
+from loop_assets.dedup.clustering import cluster_labels, representatives
+from loop_assets.dedup.embedding import as_matrix
+from loop_assets.dedup.text import normalised_text, text_hash
+from loop_assets.tables import conform, empty
+
+
+def failing_texts(raw: pl.DataFrame, scored: pl.DataFrame, config: LoopConfig) -> pl.DataFrame:
+    """trace_id, day, app, ts, text, text_hash, severity of the failing traces, oldest first."""
+    failures = scored.filter(pl.col("is_failure")).select("trace_id", "day", "severity")
+    joined = failures.join(raw.select("trace_id", "day", "app", "ts", "input_text"), on=["trace_id", "day"])
+    return (
+        joined.with_columns(normalised_text(pl.col("input_text"), config.embedding.max_chars).alias("text"))
+        .with_columns(text_hash(pl.col("text")).alias("text_hash"))
+        .select("trace_id", "day", "app", "ts", "text", "text_hash", "severity")
+        .sort("ts", "trace_id")
+    )
+
+
+def collapse_exact_duplicates(texts: pl.DataFrame) -> pl.DataFrame:
+    """Adds exact_dup_of: the first trace (by ts, trace_id) of the same day, app and text, else null."""
+    first = pl.col("trace_id").sort_by("ts", "trace_id").first().over("day", "app", "text_hash")
+    return texts.with_columns(pl.when(first != pl.col("trace_id")).then(first).alias("exact_dup_of"))
+
+
+def cluster_failures(
+    texts: pl.DataFrame, vectors: pl.DataFrame, config: LoopConfig, model: str, run_id: str
+) -> pl.DataFrame:
+    """Cluster one day of failures (`texts` from failing_texts, `vectors` text_hash -> embedding).
+
+    Cluster ids are numbered per day across apps in app order, so they are unique within a day.
+    """
+    if texts.height == 0:
+        return empty("failure_clusters")
+    rows = collapse_exact_duplicates(texts).join(
+        vectors.select("text_hash", "embedding", "embedding_source"), on="text_hash", how="left"
+    )
+    missing = rows.filter(pl.col("embedding").is_null())
+    if missing.height:
+        raise ValueError(f"{missing.height} failing traces have no embedding (text_hash {missing['text_hash'][0]})")
+    rows = rows.with_columns(
+        pl.when(pl.col("exact_dup_of").is_not_null())
+        .then(pl.lit("exact_dup"))
+        .otherwise(pl.col("embedding_source"))
+        .alias("embedding_source")
+    )
+    canon = rows.filter(pl.col("exact_dup_of").is_null()).sort("day", "app", "ts", "trace_id")
+    dup_counts = rows.group_by("day", "app", "text_hash").agg(pl.len().alias("copies"))
+    canon = canon.join(dup_counts, on=["day", "app", "text_hash"])
+
+    parts: list[pl.DataFrame] = []
+    next_id = 0
+    for (_, _app), group in canon.group_by("day", "app", maintain_order=True):
+        vectors_np = as_matrix(group["embedding"])
+        labels = cluster_labels(
+            vectors_np,
+            config.clustering.reduce_to_dims,
+            config.clustering.min_cluster_size,
+            config.clustering.min_samples,
+        )
+        reps = representatives(vectors_np, labels, group["trace_id"].to_list())
+        ids = np.where(labels >= 0, labels + next_id, -1)
+        next_id += int(labels.max()) + 1 if (labels >= 0).any() else 0
+        parts.append(group.with_columns(pl.Series("cluster_id", ids), pl.Series("is_representative", reps)))
+    clustered = pl.concat(parts)
+    clustered = clustered.with_columns(
+        pl.when(pl.col("cluster_id") >= 0)
+        .then(pl.col("copies").sum().over("day", "cluster_id"))
+        .otherwise(pl.col("copies"))
+        .alias("cluster_size")
+    )
+    canon_cols = clustered.select(pl.col("trace_id").alias("exact_dup_of"), "cluster_id", "cluster_size")
+    dups = rows.filter(pl.col("exact_dup_of").is_not_null()).join(canon_cols, on="exact_dup_of")
+    out = pl.concat(
+        [
+            clustered.drop("copies"),
+            dups.with_columns(pl.lit(False).alias("is_representative")).select(clustered.drop("copies").columns),
+        ]
+    ).with_columns(
+        pl.lit(model).alias("embedding_model"),
+        pl.lit(run_id).alias("clustered_run_id"),
+    )
+    return conform("failure_clusters", out.sort("day", "ts", "trace_id"))
+
+
+def days_of(frame: pl.DataFrame) -> list[date]:
+    return sorted(frame["day"].unique().to_list())

@@ -1,0 +1,120 @@
+"""PROMOTE: graded candidates to eval cases that carry their whole provenance as data.
+
+A case records how a later run decides pass or fail (`grading`), built from what failed: the app's
+JSON schema, a latency budget, a finish-reason or non-empty check, and a rubric for a judge with the
+user's corrected answer as reference when the feedback gave one.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import polars as pl
+
+from loop_assets.config import LoopConfig
+from loop_assets.tables import conform, empty
+
+SOURCE = "production_failure"
+DEFAULT_RUBRIC = "The answer is correct, complete and follows the application's instructions."
+
+
+def grading_rule(app: str, signals: list[dict], expected_output: str | None, config: LoopConfig) -> str:
+    """The checks a replay of this case must all pass (JSON)."""
+    fired = {s["scorer"]: s for s in signals}
+    app_config = config.app(app)
+    checks: list[dict] = [{"type": "no_error"}, {"type": "non_empty"}]
+    if "truncated_output" in fired:
+        checks.append({"type": "finish_reason", "not": "length"})
+    if app_config.output_schema is not None:
+        checks.append({"type": "json_schema", "schema": app_config.output_schema})
+    if "latency" in fired:
+        checks.append({"type": "latency", "max_ms": float(fired["latency"]["threshold"].split()[-1])})
+    if "feedback" in fired or expected_output is not None or app_config.output_schema is None:
+        rubric = {"type": "rubric", "rubric": app_config.rubric or DEFAULT_RUBRIC}
+        if expected_output is not None:
+            rubric["reference"] = expected_output
+        checks.append(rubric)
+    return json.dumps({"pass": "all", "checks": checks}, sort_keys=True)
+
+
+def label(app: str, signals: list[str], input_text: str) -> str:
+    text = " ".join((input_text or "").split())
+    return f"{app} · {'+'.join(signals) or 'failure'} · {text[:70]}{'…' if len(text) > 70 else ''}"
+
+
+def promote(
+    graded: pl.DataFrame,
+    raw: pl.DataFrame,
+    scored: pl.DataFrame,
+    existing: pl.DataFrame,
+    config: LoopConfig,
+    run_id: str,
+    partition_key: str,
+    embedding_model: str,
+) -> pl.DataFrame:
+    """eval_suite rows for the candidates decided `promote`.
+
+    `existing` is the partition as it stands: a case it already holds keeps its first promotion's
+    run id and timestamp, so re-running a day leaves the suite as it was.
+    """
+    chosen = graded.filter(pl.col("decision") == "promote")
+    if chosen.height == 0:
+        return empty("eval_suite")
+    now = datetime.now(UTC)
+    first = existing.select("case_id", "promoted_run_id", "promoted_partition", "promoted_at")
+    trace_cols = [
+        "trace_id",
+        "day",
+        "span_id",
+        "ts",
+        "input_messages",
+        "input_text",
+        "corrected_output",
+        "source_file",
+        "source_line",
+        "source_format",
+    ]
+    frame = (
+        chosen.select(
+            "case_id",
+            "candidate_id",
+            "trace_id",
+            "day",
+            "app",
+            "cluster_id",
+            "nearest_case_id",
+            "nearest_similarity",
+            "dedup_threshold",
+            "text_hash",
+            "embedding",
+            "weight",
+            pl.col("frequency").alias("cluster_size"),
+            "severity",
+        )
+        .join(raw.select(trace_cols), on=["trace_id", "day"], how="left")
+        .join(scored.select("trace_id", "day", "failure_signals"), on=["trace_id", "day"], how="left")
+        .join(first, on="case_id", how="left")
+    )
+    rows = []
+    for row in frame.iter_rows(named=True):
+        signals = row["failure_signals"] or []
+        rows.append(
+            {
+                **row,
+                "expected_output": row["corrected_output"],
+                "grading": grading_rule(row["app"], signals, row["corrected_output"], config),
+                "label": label(row["app"], [s["scorer"] for s in signals], row["input_text"]),
+                "status": "active",
+                "source": SOURCE,
+                "raw_partition": row["day"],
+                "embedding_model": embedding_model,
+                "promoted_run_id": row["promoted_run_id"] or run_id,
+                "promoted_partition": row["promoted_partition"] or partition_key,
+                "first_seen_at": row["ts"],
+                "promoted_at": row["promoted_at"] or now,
+                "last_run_id": run_id,
+            }
+        )
+    out = pl.DataFrame(rows, infer_schema_length=None)
+    return conform("eval_suite", out.with_columns(pl.col("embedding").cast(pl.List(pl.Float32))))
