@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("eval_loop.yaml")
 
@@ -62,7 +62,9 @@ class IngestConfig(_Strict):
     quarantine_raw_max_bytes: int = Field(
         default=65_536, gt=0, description="How much of a quarantined record is kept (flagged when truncated)."
     )
-    earliest_timestamp: str = Field(default="2000-01-01", description="Older timestamps are quarantined.")
+    earliest_timestamp: str = Field(
+        default="2025-01-01", description="Older timestamps are quarantined; not before partitions_start."
+    )
     future_tolerance_hours: float = Field(
         default=24, ge=0, description="Timestamps further ahead of the wall clock than this are quarantined."
     )
@@ -71,7 +73,6 @@ class IngestConfig(_Strict):
         ge=0,
         description="A last user turn shorter than this gets the preceding turns as context in input_text.",
     )
-
 
     @field_validator("earliest_timestamp")
     @classmethod
@@ -201,6 +202,16 @@ class LoopConfig(_Strict):
         except ValueError:
             raise ValueError(f"must be a date YYYY-MM-DD, got {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _no_records_before_the_first_partition(self) -> LoopConfig:
+        if self.ingest.earliest_timestamp < self.partitions_start:
+            raise ValueError(
+                f"ingest.earliest_timestamp ({self.ingest.earliest_timestamp}) is before partitions_start "
+                f"({self.partitions_start}): records of those days would have no partition; set "
+                "ingest.earliest_timestamp to partitions_start or later"
+            )
+        return self
 
     def app(self, name: str | None) -> AppConfig:
         return self.apps.get(name or "", AppConfig())

@@ -1,0 +1,229 @@
+"""Reading JSONL files (plain or gzip) record by record, without ever crashing.
+
+`read_records(path, ...)` yields one `SourceRecord` per physical line (1-based), in file order: either
+the decoded JSON object, or a `RecordError` saying what is wrong with the line. Every line is
+accounted for, and a problem of the whole file is one more record:
+
+- `empty_file`: the file has no lines (0 bytes, or a gzip of nothing): one record at line 0.
+- `unreadable_file`: the file cannot be opened (line 0), or an I/O error stops reading
+  (line = last line read + 1, carrying the bytes of the unfinished line).
+- `truncated_gzip`: the gzip stream ends early or is corrupt. The complete lines decoded before
+  the damage are yielded normally; then one record at line = last line + 1 carries the bytes of
+  the unfinished line (possibly none).
+- `too_large`: a line longer than `max_record_bytes`. It is read in bounded chunks: at most
+  `max_record_bytes + 1` bytes of one line are held at any time, only its first `keep_bytes`
+  are kept (for the quarantine's `raw`), the rest is counted and discarded.
+- `blank_line`: a line that is empty or only whitespace.
+- `invalid_utf8`: not UTF-8 (the raw bytes are kept; capture stores them backslash-escaped).
+- `invalid_json`: not JSON (the reason quotes the parser's message and column).
+- `wrong_type`: JSON, but not an object (an array, a number, a string, null).
+
+Line terminators are `\\n` or `\\r\\n`; `raw_bytes` is the line's size without its terminator, so the
+sizes of all lines plus their terminators add up to the (decompressed) file size. A UTF-8 byte order
+mark at the start of a line is skipped for parsing (and kept in `raw`). Gzip is recognised by its
+magic bytes, whatever the file is called; a `.gz` file that is not gzip is a `truncated_gzip`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from loop_assets.formats.base import RecordError, json_type
+
+CHUNK_BYTES = 64 * 1024
+BOM = b"\xef\xbb\xbf"
+GZIP_MAGIC = b"\x1f\x8b"
+_WHITESPACE = b" \t\r\n\f\v"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One physical line of a trace file (or, at line 0 / after the last line, a whole-file problem)."""
+
+    line: int
+    raw: bytes
+    """The line without its terminator; only the first `keep_bytes` when the line is too large."""
+    raw_bytes: int
+    """Exact size of the line without its terminator."""
+    obj: dict[str, Any] | None = None
+    error: RecordError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _open(path: Path) -> IO[bytes]:
+    return open(path, "rb")
+
+
+def _chunks(fh: IO[bytes], is_gzip: bool) -> Iterator[bytes]:
+    """The decompressed bytes of the file in chunks of at most CHUNK_BYTES.
+
+    For gzip, `read1` returns everything decompressed before a truncation or corruption is
+    noticed, so no complete line before the damage is lost.
+    """
+    if is_gzip:
+        reader: Any = gzip.GzipFile(fileobj=fh, mode="rb")
+        read: Callable[[int], bytes] = reader.read1
+    else:
+        read = fh.read
+    while True:
+        chunk = read(CHUNK_BYTES)
+        if not chunk:
+            return
+        yield chunk
+
+
+def decode_line(line: int, raw: bytes, size: int, too_large: bool, max_record_bytes: int) -> SourceRecord:
+    """Turn one complete line into a SourceRecord (decoded object or problem)."""
+
+    def problem(code: str, reason: str) -> SourceRecord:
+        return SourceRecord(line, raw, size, error=RecordError(code, reason))
+
+    if too_large:
+        return problem(
+            "too_large",
+            f"line is {size:,} bytes, longer than ingest.max_record_bytes ({max_record_bytes:,}); not parsed",
+        )
+    body = raw[len(BOM) :] if raw.startswith(BOM) else raw
+    if not body.strip(_WHITESPACE):
+        return problem("blank_line", "line is empty" if not body else "line holds only whitespace")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + (len(raw) - len(body))
+        return problem(
+            "invalid_utf8",
+            f"line is not valid UTF-8: byte 0x{body[exc.start]:02x} at byte offset {offset} ({exc.reason})",
+        )
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return problem("invalid_json", f"invalid JSON: {exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return problem("invalid_json", "invalid JSON: nested too deeply to parse")
+    except ValueError as exc:  # e.g. an integer literal with too many digits
+        return problem("invalid_json", f"invalid JSON: {exc}")
+    if not isinstance(obj, dict):
+        return problem("wrong_type", f"a record must be a JSON object, got a top-level {json_type(obj)}")
+    return SourceRecord(line, raw, size, obj=obj)
+
+
+def read_records(path: Path, *, max_record_bytes: int, keep_bytes: int) -> Iterator[SourceRecord]:
+    """Yield every line of a JSONL or JSONL.gz file as a SourceRecord; never raises for bad input.
+
+    `keep_bytes` is how much of a too-large line is kept (capture passes quarantine_raw_max_bytes);
+    it is capped at max_record_bytes + 1.
+    """
+    keep_bytes = min(keep_bytes, max_record_bytes + 1)
+    try:
+        fh = _open(path)
+    except OSError as exc:
+        yield SourceRecord(0, b"", 0, error=RecordError("unreadable_file", f"cannot open the file: {_os_reason(exc)}"))
+        return
+
+    with fh:
+        try:
+            is_gzip = fh.read(2) == GZIP_MAGIC or path.name.lower().endswith(".gz")
+            fh.seek(0)
+        except OSError as exc:
+            yield SourceRecord(
+                0, b"", 0, error=RecordError("unreadable_file", f"cannot read the file: {_os_reason(exc)}")
+            )
+            return
+
+        line = 0
+        buf = bytearray()  # the current line (its first keep_bytes once it is too large)
+        size = 0  # bytes of the current line so far, terminator excluded
+        too_large = False
+        last_cr = False  # whether the last byte of the current line so far is '\r'
+        limit = max_record_bytes + 1  # +1: a '\r' before '\n' belongs to the terminator
+
+        def add(piece: bytes) -> None:
+            nonlocal size, too_large, last_cr
+            if not piece:
+                return
+            size += len(piece)
+            last_cr = piece[-1:] == b"\r"
+            if not too_large and len(buf) + len(piece) <= limit:
+                buf.extend(piece)
+                return
+            too_large = True
+            room = keep_bytes - len(buf)
+            if room > 0:
+                buf.extend(piece[:room])
+            elif room < 0:
+                del buf[keep_bytes:]
+
+        try:
+            for chunk in _chunks(fh, is_gzip):
+                start = 0
+                while True:
+                    newline = chunk.find(b"\n", start)
+                    if newline < 0:
+                        add(chunk[start:])
+                        break
+                    add(chunk[start:newline])
+                    start = newline + 1
+                    line += 1
+                    yield _finish(line, buf, size, too_large, last_cr, max_record_bytes, keep_bytes)
+                    buf.clear()
+                    size, too_large, last_cr = 0, False, False
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            before = f"after line {line}" if line else "before the first line"
+            kept = f"; the {size:,} bytes of an unfinished line after it are kept here" if size else ""
+            yield SourceRecord(
+                line + 1,
+                bytes(buf),
+                size,
+                error=RecordError(
+                    "truncated_gzip",
+                    f"gzip stream is truncated or corrupt {before} ({exc}); "
+                    f"the {line:,} complete lines before it were read{kept}",
+                ),
+            )
+            return
+        except OSError as exc:
+            yield SourceRecord(
+                line + 1,
+                bytes(buf),
+                size,
+                error=RecordError("unreadable_file", f"reading stopped after line {line}: {_os_reason(exc)}"),
+            )
+            return
+
+        if size or too_large:  # a last line without a terminator
+            line += 1
+            yield _finish(line, buf, size, too_large, last_cr, max_record_bytes, keep_bytes)
+        if line == 0:
+            what = "a gzip of no data" if is_gzip else "0 bytes"
+            yield SourceRecord(0, b"", 0, error=RecordError("empty_file", f"the file is empty ({what})"))
+
+
+def _finish(
+    line: int,
+    buf: bytearray,
+    size: int,
+    too_large: bool,
+    last_cr: bool,
+    max_record_bytes: int,
+    keep_bytes: int,
+) -> SourceRecord:
+    if last_cr:  # '\r\n' terminator
+        size -= 1
+        if not too_large:
+            del buf[-1:]
+    too_large = size > max_record_bytes
+    raw = bytes(buf[:keep_bytes]) if too_large else bytes(buf)
+    return decode_line(line, raw, size, too_large, max_record_bytes)
+
+
+def _os_reason(exc: OSError) -> str:
+    return f"{type(exc).__name__}: {exc.strerror or exc}"
