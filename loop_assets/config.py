@@ -142,7 +142,7 @@ class ClusteringConfig(_Strict):
 
 class DedupConfig(_Strict):
     threshold_schedule: list[tuple[int, float]] = Field(
-        default=[(0, 0.80), (50, 0.85), (500, 0.90)],
+        default=[(0, 0.70), (200, 0.80), (2000, 0.85)],
         description="(suite size, cosine similarity) points, linearly interpolated: at or above the "
         "threshold a candidate is a duplicate of its nearest suite case.",
     )
@@ -173,7 +173,13 @@ class GradingConfig(_Strict):
         description="Candidates whose only signals are these are skipped (e.g. provider_error for outages).",
     )
 
-    @field_validator("skip_when_only")
+    require_recurrence: list[str] = Field(
+        default_factory=lambda: ["latency", "provider_error"],
+        description="Candidates whose only signals are these must recur (more than one trace in the cluster, or "
+        "similar to an earlier one-off): a single timeout or 5xx on an ordinary request says nothing about the input.",
+    )
+
+    @field_validator("skip_when_only", "require_recurrence")
     @classmethod
     def _known(cls, signals: list[str]) -> list[str]:
         unknown = sorted(set(signals) - set(SIGNALS))

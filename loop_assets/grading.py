@@ -60,22 +60,30 @@ def candidate_id(day: object, trace_id: str) -> str:
     return "cand_" + hashlib.sha256(f"{day}\x1f{trace_id}".encode()).hexdigest()[:16]
 
 
-def _skip_reason(input_text: str | None, signals: list[str], grading: GradingConfig) -> str | None:
+def _skip_reason(input_text: str | None, signals: list[str], frequency: int, grading: GradingConfig) -> str | None:
+    """Why a candidate makes no useful eval case, if it does not."""
     if not (input_text or "").strip():
         return "empty_input"
     if signals and grading.skip_when_only and set(signals) <= set(grading.skip_when_only):
         return "only_" + "+".join(sorted(set(signals)))
+    if frequency < 2 and signals and set(signals) <= set(grading.require_recurrence):
+        return "isolated_" + "+".join(sorted(set(signals)))
     return None
 
 
 def grade_candidates(
-    representatives: pl.DataFrame, suite: pl.DataFrame, config: LoopConfig, run_id: str
+    representatives: pl.DataFrame,
+    suite: pl.DataFrame,
+    config: LoopConfig,
+    run_id: str,
+    isolated: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Grade one day's representatives against the suite of earlier days.
 
     `representatives`: trace_id, day, app, cluster_id, cluster_size, text_hash, embedding, severity,
     input_text, signals (list of scorer names). `suite`: case_id, app, text_hash, embedding of the
-    active cases promoted from earlier days.
+    active cases promoted from earlier days. `isolated`: candidate_id, app, embedding of earlier
+    candidates skipped as isolated; one at least `threshold` similar makes a candidate recurring.
 
     Decisions are greedy in a fixed order (largest cluster, then most severe, then trace_id): a
     candidate is compared with the earlier suite and with the candidates of the same day promoted
@@ -97,6 +105,9 @@ def grade_candidates(
         idx, sims = nearest(queries, as_matrix(app_suite["embedding"]))
         accepted_ids: list[str] = []
         accepted_vectors: list[np.ndarray] = []
+        app_isolated = isolated.filter(pl.col("app") == app) if isolated is not None else None
+        isolated_ids = [] if app_isolated is None else app_isolated["candidate_id"].to_list()
+        isolated_vectors = [] if app_isolated is None else list(as_matrix(app_isolated["embedding"]))
         for i, rep in enumerate(group.iter_rows(named=True)):
             near_id = suite_ids[idx[i]] if idx[i] >= 0 else None
             near_sim = None if math.isnan(sims[i]) else float(sims[i])
@@ -106,7 +117,12 @@ def grade_candidates(
                 if near_sim is None or today[j] > near_sim:
                     near_id, near_sim = accepted_ids[j], float(min(1.0, today[j]))
             this_case = case_id(app, rep["text_hash"])
-            skip = _skip_reason(rep["input_text"], rep["signals"], grading)
+            skip = _skip_reason(rep["input_text"], rep["signals"], rep["cluster_size"], grading)
+            recurs = None
+            if skip and skip.startswith("isolated_") and isolated_vectors:
+                seen = np.stack(isolated_vectors) @ queries[i]
+                if seen.max() >= threshold:
+                    recurs, skip = isolated_ids[int(seen.argmax())], None
             if rep["text_hash"] in suite_hashes or this_case in accepted_ids:
                 near_id = suite_hashes.get(rep["text_hash"], this_case)
                 near_sim = 1.0
@@ -118,6 +134,10 @@ def grade_candidates(
                 reason = f"similarity {near_sim:.3f} to {near_id} >= threshold {threshold:.3f}"
             elif skip:
                 decision, reason = f"skip:{skip}", f"not a useful eval case: {skip.replace('_', ' ')}"
+                if skip.startswith("isolated_"):
+                    reason += " (promoted if a similar failure recurs)"
+                    isolated_ids.append(candidate_id(rep["day"], rep["trace_id"]))
+                    isolated_vectors.append(queries[i])
             else:
                 decision = "promote"
                 reason = (
@@ -125,6 +145,8 @@ def grade_candidates(
                     if near_sim is None
                     else f"similarity {near_sim:.3f} to {near_id} < threshold {threshold:.3f}"
                 )
+                if recurs:
+                    reason += f"; recurs: like isolated candidate {recurs}"
                 accepted_ids.append(this_case)
                 accepted_vectors.append(queries[i])
             rows.append(

@@ -53,14 +53,20 @@ def test_weight_is_the_mean_of_known_factors_and_leaves_unknown_difficulty_out(c
 
 def test_first_day_promotes_everything_distinct():
     graded = grade_candidates(
-        reps([{"trace_id": "t1", "text_hash": "h1", "embedding": unit(1, 0, 0)},
-              {"trace_id": "t2", "text_hash": "h2", "embedding": unit(0, 1, 0)}]),
-        suite([]), LoopConfig(), run_id="r1",
-    )  # fmt: skip
+        reps(
+            [
+                {"trace_id": "t1", "text_hash": "h1", "embedding": unit(1, 0, 0)},
+                {"trace_id": "t2", "text_hash": "h2", "embedding": unit(0, 1, 0)},
+            ]
+        ),
+        suite([]),
+        LoopConfig(),
+        run_id="r1",
+    )
     assert graded["decision"].to_list() == ["promote", "promote"]
     assert graded["nearest_similarity"].to_list() == [None, 0.0]
     assert graded["novelty"].to_list() == [1.0, 1.0]
-    assert graded["dedup_threshold"].to_list() == [0.80, 0.80]
+    assert graded["dedup_threshold"].to_list() == [0.70, 0.70]
     assert graded["difficulty"].to_list() == [None, None]
     assert set(graded["difficulty_source"]) == {NO_ENDPOINT}
 
@@ -68,10 +74,16 @@ def test_first_day_promotes_everything_distinct():
 def test_candidate_near_an_earlier_case_is_a_duplicate_of_it():
     existing = suite([{"case_id": "case_old", "app": "support_bot", "text_hash": "h0", "embedding": unit(1, 0.1, 0)}])
     graded = grade_candidates(
-        reps([{"trace_id": "t1", "text_hash": "h1", "embedding": unit(1, 0.12, 0)},
-              {"trace_id": "t2", "text_hash": "h2", "embedding": unit(0, 0, 1)}]),
-        existing, LoopConfig(), run_id="r1",
-    )  # fmt: skip
+        reps(
+            [
+                {"trace_id": "t1", "text_hash": "h1", "embedding": unit(1, 0.12, 0)},
+                {"trace_id": "t2", "text_hash": "h2", "embedding": unit(0, 0, 1)},
+            ]
+        ),
+        existing,
+        LoopConfig(),
+        run_id="r1",
+    )
     by_trace = {r["trace_id"]: r for r in graded.iter_rows(named=True)}
     assert by_trace["t1"]["decision"] == "duplicate_of:case_old"
     assert by_trace["t1"]["nearest_similarity"] > 0.99
@@ -89,10 +101,16 @@ def test_other_apps_cases_are_never_duplicates():
 
 def test_within_day_two_close_representatives_promote_once_the_larger_cluster_first():
     graded = grade_candidates(
-        reps([{"trace_id": "small", "text_hash": "h1", "embedding": unit(1, 0.05, 0), "cluster_size": 2},
-              {"trace_id": "large", "text_hash": "h2", "embedding": unit(1, 0, 0), "cluster_size": 9}]),
-        suite([]), LoopConfig(), run_id="r1",
-    )  # fmt: skip
+        reps(
+            [
+                {"trace_id": "small", "text_hash": "h1", "embedding": unit(1, 0.05, 0), "cluster_size": 2},
+                {"trace_id": "large", "text_hash": "h2", "embedding": unit(1, 0, 0), "cluster_size": 9},
+            ]
+        ),
+        suite([]),
+        LoopConfig(),
+        run_id="r1",
+    )
     by_trace = {r["trace_id"]: r for r in graded.iter_rows(named=True)}
     assert by_trace["large"]["decision"] == "promote"
     assert by_trace["small"]["decision"] == f"duplicate_of:{case_id('support_bot', 'h2')}"
@@ -126,12 +144,23 @@ def test_exact_text_already_in_suite_is_a_duplicate_whatever_the_threshold():
 def test_skips_empty_inputs_and_configured_signal_only_failures():
     config = LoopConfig.model_validate({"grading": {"skip_when_only": ["provider_error"]}})
     graded = grade_candidates(
-        reps([{"trace_id": "empty", "text_hash": "h1", "embedding": unit(1, 0, 0), "input_text": "  "},
-              {"trace_id": "outage", "text_hash": "h2", "embedding": unit(0, 1, 0), "signals": ["provider_error"]},
-              {"trace_id": "both", "text_hash": "h3", "embedding": unit(0, 0, 1),
-               "signals": ["provider_error", "latency"]}]),
-        suite([]), config, "r",
-    )  # fmt: skip
+        reps(
+            [
+                {"trace_id": "empty", "text_hash": "h1", "embedding": unit(1, 0, 0), "input_text": "  "},
+                {"trace_id": "outage", "text_hash": "h2", "embedding": unit(0, 1, 0), "signals": ["provider_error"]},
+                {
+                    "trace_id": "both",
+                    "text_hash": "h3",
+                    "embedding": unit(0, 0, 1),
+                    "signals": ["provider_error", "latency"],
+                    "cluster_size": 3,
+                },
+            ]
+        ),
+        suite([]),
+        config,
+        "r",
+    )
     decisions = dict(zip(graded["trace_id"], graded["decision"], strict=True))
     assert decisions == {"empty": "skip:empty_input", "outage": "skip:only_provider_error", "both": "promote"}
 
@@ -140,3 +169,57 @@ def test_case_ids_are_stable_and_depend_on_app_and_text():
     assert case_id("a", "h") == case_id("a", "h")
     assert case_id("a", "h") != case_id("b", "h")
     assert case_id("a", "h").startswith("case_")
+
+
+def test_isolated_latency_or_provider_errors_are_skipped_but_recurring_ones_promote():
+    graded = grade_candidates(
+        reps(
+            [
+                {"trace_id": "once", "text_hash": "h1", "embedding": unit(1, 0, 0), "signals": ["latency"]},
+                {
+                    "trace_id": "often",
+                    "text_hash": "h2",
+                    "embedding": unit(0, 1, 0),
+                    "signals": ["latency"],
+                    "cluster_size": 4,
+                },
+                {
+                    "trace_id": "mixed",
+                    "text_hash": "h3",
+                    "embedding": unit(0, 0, 1),
+                    "signals": ["latency", "feedback"],
+                },
+            ]
+        ),
+        suite([]),
+        LoopConfig(),
+        "r",
+    )
+    decisions = dict(zip(graded["trace_id"], graded["decision"], strict=True))
+    assert decisions == {"once": "skip:isolated_latency", "often": "promote", "mixed": "promote"}
+
+
+def test_a_one_off_that_comes_again_on_a_later_day_is_promoted():
+    before = pl.DataFrame(
+        {"candidate_id": ["cand_old"], "app": ["support_bot"], "embedding": [unit(1, 0.05, 0)]},
+        schema_overrides={"embedding": pl.List(pl.Float32)},
+    )
+    again = reps([{"trace_id": "t", "text_hash": "h", "embedding": unit(1, 0, 0), "signals": ["latency"]}])
+    assert grade_candidates(again, suite([]), LoopConfig(), "r")["decision"][0] == "skip:isolated_latency"
+    graded = grade_candidates(again, suite([]), LoopConfig(), "r", isolated=before)
+    assert graded["decision"][0] == "promote" and "cand_old" in graded["reason"][0]
+
+
+def test_two_similar_one_offs_of_one_day_promote_the_second():
+    graded = grade_candidates(
+        reps(
+            [
+                {"trace_id": "a", "text_hash": "h1", "embedding": unit(1, 0, 0), "signals": ["latency"]},
+                {"trace_id": "b", "text_hash": "h2", "embedding": unit(1, 0.1, 0), "signals": ["latency"]},
+            ]
+        ),
+        suite([]),
+        LoopConfig(),
+        "r",
+    )
+    assert sorted(graded["decision"]) == ["promote", "skip:isolated_latency"]

@@ -1,0 +1,146 @@
+"""The `eval-loop` command: generate traffic, run the loop through Dagster, inspect and export the suite."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from loop_assets.warehouse import warehouse_path
+
+
+def _incoming() -> Path:
+    return Path(os.environ.get("EVAL_LOOP_INCOMING", "data/incoming"))
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from loop_assets.sample_traffic import write_traffic
+
+    paths = write_traffic(
+        Path(args.out), days=args.days, per_day=args.per_day, seed=args.seed, start=date.fromisoformat(args.start)
+    )
+    print(f"wrote {len(paths)} trace files to {args.out}")
+    return 0
+
+
+def days_with_data(incoming: Path) -> list[date]:
+    """Every partition day some record of the incoming files is routed to."""
+    from loop_assets import capture
+    from loop_assets.config import load_config
+
+    result = capture.ingest(incoming, load_config().ingest, run_id="scan")
+    return sorted(set(result.manifest["partition_day"].to_list()))
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    """Materialise every asset over the day range of the incoming files, as one Dagster run."""
+    incoming = _incoming()
+    days = days_with_data(incoming)
+    if not days:
+        print(f"no trace records under {incoming}: nothing to materialise", file=sys.stderr)
+        return 1
+    first, last = (args.start or str(days[0])), (args.end or str(days[-1]))
+    print(f"materialising all assets for {first}...{last} ({len(days)} days with data) through Dagster")
+    command = [
+        sys.executable, "-m", "dagster", "asset", "materialize", "-m", "loop_assets.definitions",
+        "--select", "*", "--partition-range", f"{first}...{last}",
+    ]  # fmt: skip
+    return subprocess.call(command)
+
+
+def _connect():
+    from loop_assets.warehouse import connect
+
+    return connect(read_only=True)
+
+
+def cmd_summary(_: argparse.Namespace) -> int:
+    from loop_assets.stats import loop_summary, render
+
+    with _connect() as con:
+        tables = loop_summary(con)
+        example = con.execute("SELECT case_id FROM eval_suite ORDER BY weight DESC LIMIT 1").fetchone()
+    print(render(tables))
+    print(f"\nwarehouse: {Path(warehouse_path()).resolve()}")
+    if example:
+        print(f"trace a case to its log line:  .venv/bin/eval-loop lineage {example[0]}")
+    print("open the Dagster UI:           make dev   (then http://127.0.0.1:3000)")
+    return 0
+
+
+def cmd_stats(_: argparse.Namespace) -> int:
+    from loop_assets.stats import render, suite_stats
+
+    with _connect() as con:
+        print(render(suite_stats(con)))
+    return 0
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from loop_assets.lineage import CaseNotFound, case_lineage, format_lineage, lineage_json
+
+    with _connect() as con:
+        try:
+            chain = case_lineage(con, args.case_id, _incoming())
+        except CaseNotFound as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    print(lineage_json(chain) if args.json else format_lineage(chain))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from loop_assets.export import suite_as_of, write_jsonl
+
+    as_of = date.fromisoformat(args.as_of) if args.as_of else None
+    out = Path(args.out or f"data/exports/eval_suite-{args.as_of or 'latest'}.{args.format}")
+    with _connect() as con:
+        suite = suite_as_of(con, as_of)
+    n = write_jsonl(suite, out)
+    print(f"wrote {n} cases (suite as of {args.as_of or 'the latest day'}) to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eval-loop", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write deterministic sample traffic (OpenAI chat JSONL)")
+    gen.add_argument("--days", type=int, default=7)
+    gen.add_argument("--per-day", type=int, default=500)
+    gen.add_argument("--seed", type=int, default=7)
+    gen.add_argument("--start", default="2026-11-16", help="first day, YYYY-MM-DD")
+    gen.add_argument("--out", default="data/incoming")
+    gen.set_defaults(func=cmd_generate)
+
+    mat = sub.add_parser("materialize", help="run every asset over the days of the incoming files")
+    mat.add_argument("--start", help="first day (default: earliest day with data)")
+    mat.add_argument("--end", help="last day (default: latest day with data)")
+    mat.set_defaults(func=cmd_materialize)
+
+    sub.add_parser("summary", help="traffic, failures, quarantine and suite at a glance").set_defaults(func=cmd_summary)
+    sub.add_parser("stats", help="suite size by app, signal and cluster").set_defaults(func=cmd_stats)
+
+    lin = sub.add_parser("lineage", help="trace a case back to its source line")
+    lin.add_argument("case_id")
+    lin.add_argument("--json", action="store_true", help="machine-readable output")
+    lin.set_defaults(func=cmd_lineage)
+
+    exp = sub.add_parser("export", help="write the suite with provenance")
+    exp.add_argument("--format", choices=["jsonl"], default="jsonl")
+    exp.add_argument("--as-of", help="suite as of this day (YYYY-MM-DD); default all days")
+    exp.add_argument("--out", help="output file (default data/exports/eval_suite-<as-of>.jsonl)")
+    exp.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""CAPTURE: trace files to `raw_traces` (+ `quarantined_records`), then `scored_traces`."""
+
+import dagster as dg
+import polars as pl
+
+from loop_assets import capture, scoring
+from loop_assets.accounting import record_accounting
+from loop_assets.defs.metadata import markdown_preview, table_metadata
+from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
+from loop_assets.defs.resources import LoopSettings, Warehouse
+from loop_assets.warehouse import read_partitions, replace_partitions
+
+RECORDS_ACCOUNTED = "records_accounted_for"
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "raw_traces",
+            description="One LLM request/response per row, parsed from the trace files in the incoming "
+            "folder into one schema, partitioned by the UTC day of the trace's own timestamp.",
+            kinds={"duckdb", "polars"},
+            group_name="capture",
+            metadata=table_metadata("raw_traces"),
+        ),
+        dg.AssetSpec(
+            "quarantined_records",
+            description="Records that could not be parsed or lack what the schema needs, with the reason "
+            "and the original bytes; nothing read is ever dropped.",
+            kinds={"duckdb", "polars"},
+            group_name="capture",
+            metadata=table_metadata("quarantined_records"),
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            RECORDS_ACCOUNTED,
+            asset="raw_traces",
+            description="Per source file: records read = rows in raw_traces + rows in quarantined_records.",
+        )
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    pool=DUCKDB_POOL,
+)
+def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse):
+    config = settings.config()
+    days = partition_days(context)
+    result = capture.ingest(settings.incoming(), config.ingest, context.run_id, days=set(days))
+    with warehouse.get_connection() as con:
+        replace_partitions(
+            con,
+            "raw_traces",
+            days,
+            {"raw_traces": result.traces, "quarantined_records": result.quarantine, "ingest_manifest": result.manifest},
+            context.run_id,
+        )
+        accounting = record_accounting(con, days)
+    traces, quarantine = result.traces, result.quarantine
+    yield dg.MaterializeResult(
+        asset_key="raw_traces",
+        metadata={
+            "dagster/row_count": traces.height,
+            "traces": traces.height,
+            "files": result.manifest["source_file"].n_unique(),
+            "apps": dg.MetadataValue.json(traces.group_by("app").len().sort("app").to_dicts()),
+            "preview": markdown_preview(
+                traces.select("trace_id", "ts", "app", "input_text", "output_text", "source_file", "source_line")
+            ),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="quarantined_records",
+        metadata={
+            "dagster/row_count": quarantine.height,
+            "quarantined": quarantine.height,
+            "by_reason": dg.MetadataValue.json(
+                quarantine.group_by("reason_code").len().sort("len", descending=True).to_dicts()
+            ),
+            "preview": markdown_preview(quarantine.select("source_file", "source_line", "reason_code", "reason")),
+        },
+    )
+    bad = accounting.filter(~pl.col("ok"))
+    yield dg.AssetCheckResult(
+        check_name=RECORDS_ACCOUNTED,
+        asset_key="raw_traces",
+        passed=bad.height == 0,
+        metadata={
+            "files_checked": accounting["source_file"].n_unique(),
+            "records_routed": int(accounting["records_routed"].sum() or 0),
+            "rows_found": int(accounting["rows_found"].sum() or 0),
+            "mismatches": markdown_preview(bad, limit=20),
+        },
+    )
+
+
+@dg.asset(
+    deps=["raw_traces"],
+    description="Every trace with its scorer results: latency, JSON schema, feedback, provider error, empty "
+    "and truncated output; the failure signals that fired with scorer version, value and threshold; "
+    "severity; is_failure.",
+    kinds={"duckdb", "polars"},
+    group_name="capture",
+    metadata=table_metadata("scored_traces"),
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    pool=DUCKDB_POOL,
+)
+def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse):
+    config = settings.config()
+    days = partition_days(context)
+    with warehouse.get_connection() as con:
+        raw = read_partitions(con, "raw_traces", days)
+        scored = pl.concat(
+            [scoring.score_traces(raw.filter(pl.col("day") == day), config, context.run_id) for day in days]
+        )
+        replace_partitions(con, "scored_traces", days, {"scored_traces": scored}, context.run_id)
+    failures = scored.filter(pl.col("is_failure"))
+    by_signal = (
+        failures.select(pl.col("failure_signals").list.eval(pl.element().struct.field("scorer")).alias("s"))
+        .explode("s")
+        .group_by("s")
+        .len()
+    )
+    signal_counts = {f"failures_{row['s']}": row["len"] for row in by_signal.iter_rows(named=True)}
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": scored.height,
+            "traces": scored.height,
+            "failures": failures.height,
+            "failure_rate": round(failures.height / scored.height, 4) if scored.height else 0.0,
+            **{f"failures_{s}": signal_counts.get(f"failures_{s}", 0) for s in scoring.SCORERS},
+            "preview": markdown_preview(
+                failures.select(
+                    "trace_id",
+                    "app",
+                    "severity",
+                    pl.col("failure_signals")
+                    .list.eval(pl.element().struct.field("scorer"))
+                    .list.join("+")
+                    .alias("signals"),
+                )
+            ),
+        }
+    )

@@ -1,0 +1,69 @@
+"""DEDUP: a day's failing traces to `failure_clusters`."""
+
+import dagster as dg
+import polars as pl
+
+from loop_assets.dedup.embedding import embed_with_cache
+from loop_assets.dedup.embedding_cache import cached_embeddings, store_embeddings
+from loop_assets.dedup.failure_clusters import cluster_failures, failing_texts
+from loop_assets.defs.metadata import markdown_preview, table_metadata
+from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
+from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
+from loop_assets.tables import empty
+from loop_assets.warehouse import read_partitions, replace_partitions
+
+
+@dg.asset(
+    deps=["scored_traces"],
+    description="Each failing trace with its normalised text, exact-duplicate link, embedding (cached by "
+    "model and text hash), HDBSCAN cluster on PCA-reduced vectors, and whether it represents its cluster.",
+    kinds={"duckdb", "polars", "sentence-transformers"},
+    group_name="dedup",
+    metadata=table_metadata("failure_clusters"),
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    pool=DUCKDB_POOL,
+)
+def failure_clusters(
+    context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse, embedder: Embedder
+):
+    config = settings.config()
+    days = partition_days(context)
+    model = embedder.model_id(config)
+    with warehouse.get_connection() as con:
+        raw = read_partitions(con, "raw_traces", days)
+        scored = read_partitions(con, "scored_traces", days)
+        texts = failing_texts(raw, scored, config)
+        canonical = texts.unique(["day", "app", "text_hash"])
+        cached = cached_embeddings(con, model, canonical["text_hash"])
+        embedded = embed_with_cache(canonical, cached, embedder.encoder(config), model)
+        store_embeddings(con, embedded.new_cache_rows)
+        clusters = pl.concat(
+            [empty("failure_clusters")]
+            + [
+                cluster_failures(texts.filter(pl.col("day") == day), embedded.vectors, config, model, context.run_id)
+                for day in days
+            ]
+        )
+        replace_partitions(con, "failure_clusters", days, {"failure_clusters": clusters}, context.run_id)
+    reps = clusters.filter(pl.col("is_representative"))
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": clusters.height,
+            "failures": texts.height,
+            "exact_dups_collapsed": texts.height - canonical.height,
+            "distinct_texts": embedded.vectors.height,
+            "embedded": embedded.embedded,
+            "cached": embedded.cached,
+            "model_loaded": embedder.encoder(config).loads > 0,
+            "clusters": clusters.filter(pl.col("cluster_id") >= 0)
+            .select(pl.struct("day", "cluster_id").n_unique())
+            .item(),
+            "noise": reps.filter(pl.col("cluster_id") < 0).height,
+            "representatives": reps.height,
+            "embedding_model": model,
+            "preview": markdown_preview(
+                reps.sort("cluster_size", descending=True).select("day", "app", "cluster_id", "cluster_size", "text")
+            ),
+        }
+    )

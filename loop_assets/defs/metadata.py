@@ -1,0 +1,46 @@
+"""Metadata the Dagster UI shows: column schemas from the table contract, previews, figures."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from loop_assets.tables import TABLES
+
+
+def column_schema(table: str) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=name, type=str(dtype), description=description)
+            for name, (dtype, description) in TABLES[table].items()
+        ]
+    )
+
+
+def table_metadata(table: str) -> dict[str, object]:
+    """Definition-time metadata of a table asset: its column schema and where it lives."""
+    return {"dagster/column_schema": column_schema(table), "dagster/table_name": f"warehouse.main.{table}"}
+
+
+def markdown_preview(frame: pl.DataFrame, limit: int = 10, width: int = 60) -> dg.MetadataValue:
+    """The first rows as a markdown table, long cells cut to `width` characters."""
+    if frame.height == 0:
+        return dg.MetadataValue.md("_no rows_")
+    head = frame.head(limit)
+    cells = [[_cell(v, width) for v in row] for row in head.iter_rows()]
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    if frame.height > limit:
+        lines.append(f"\n_{frame.height - limit} more rows_")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _cell(value: object, width: int) -> str:
+    text = "" if value is None else str(value)
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def per_day_counts(frame: pl.DataFrame, day_column: str = "day") -> dg.MetadataValue:
+    counts = frame.group_by(day_column).len().sort(day_column)
+    return markdown_preview(counts, limit=400)
