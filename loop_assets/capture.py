@@ -95,7 +95,10 @@ class IngestResult:
 
 
 def list_trace_files(incoming: Path) -> list[Path]:
-    """Trace files under `incoming`, recursively, sorted by relative path.
+    """Trace files under `incoming`, recursively, oldest first (modification time, then relative path).
+
+    Reading order decides which copy of a duplicated record is kept: the first delivered, not the
+    one whose name happens to sort first.
 
     Names ending .jsonl, .jsonl.gz, .ndjson or .ndjson.gz (any case). Hidden files and folders
     (a leading dot) and names ending .tmp or .part (files still being written) are skipped;
@@ -116,7 +119,7 @@ def list_trace_files(incoming: Path) -> list[Path]:
             path = Path(root) / name
             if path.is_file():
                 found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(incoming).as_posix())
+    return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.relative_to(incoming).as_posix()))
 
 
 def ingest(

@@ -6,6 +6,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -45,10 +46,21 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     first, last = (args.start or str(days[0])), (args.end or str(days[-1]))
     print(f"materialising all assets for {first}...{last} ({len(days)} days with data) through Dagster")
     command = [
-        sys.executable, "-m", "dagster", "asset", "materialize", "-m", "loop_assets.definitions",
+        str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "loop_assets.definitions",
         "--select", "*", "--partition-range", f"{first}...{last}",
     ]  # fmt: skip
-    return subprocess.call(command)
+    log = Path(args.log or f"data/logs/materialize-{first}-{last}.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with log.open("w", encoding="utf-8") as handle:
+        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)
+    elapsed = time.perf_counter() - started
+    if code != 0:
+        print("".join(log.read_text(encoding="utf-8").splitlines(keepends=True)[-40:]), file=sys.stderr)
+        print(f"the Dagster run failed after {elapsed:.1f}s; full log: {log}", file=sys.stderr)
+        return code
+    print(f"the Dagster run succeeded in {elapsed:.1f}s (run log: {log}; history in the Dagster UI)")
+    return 0
 
 
 def _connect():
@@ -119,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     mat = sub.add_parser("materialize", help="run every asset over the days of the incoming files")
     mat.add_argument("--start", help="first day (default: earliest day with data)")
     mat.add_argument("--end", help="last day (default: latest day with data)")
+    mat.add_argument("--log", help="where Dagster's run log goes (default data/logs/)")
     mat.set_defaults(func=cmd_materialize)
 
     sub.add_parser("summary", help="traffic, failures, quarantine and suite at a glance").set_defaults(func=cmd_summary)

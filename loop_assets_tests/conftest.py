@@ -11,6 +11,8 @@ import pytest
 
 from loop_assets.config import LoopConfig
 from loop_assets.dedup.embedding import SentenceEncoder
+from loop_assets.sample_traffic import write_traffic
+from loop_assets_tests.loop_runner import DAYS, START, Loop, new_loop
 
 
 class CountingEncoder:
@@ -42,3 +44,18 @@ def counting_encoder(real_encoder: SentenceEncoder) -> CountingEncoder:
 @pytest.fixture
 def config() -> LoopConfig:
     return LoopConfig()
+
+
+@pytest.fixture(scope="session")
+def traffic(tmp_path_factory):
+    """Three days of generated traffic (150 traces a day), written once per session."""
+    out = tmp_path_factory.mktemp("traffic")
+    write_traffic(out, days=len(DAYS), per_day=150, seed=11, start=START)
+    return out
+
+
+@pytest.fixture(scope="session")
+def in_order(tmp_path_factory, traffic) -> tuple[Loop, list]:
+    """The loop run day by day, oldest first, each day a separate Dagster run (as the daily schedule does)."""
+    loop = new_loop(tmp_path_factory.mktemp("in_order"), traffic)
+    return loop, [loop.run(day) for day in DAYS]

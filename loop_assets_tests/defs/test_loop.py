@@ -7,19 +7,10 @@ import json
 
 import dagster as dg
 import polars as pl
-import pytest
 
-from loop_assets_tests.defs.conftest import DAYS, checks, metadata, new_loop
+from loop_assets_tests.loop_runner import DAYS, checks, metadata, new_loop
 
 SUITE_CONTENT = "SELECT * EXCLUDE (last_run_id, promoted_run_id, promoted_at, promoted_partition) FROM eval_suite"
-
-
-@pytest.fixture(scope="module")
-def in_order(tmp_path_factory, traffic):
-    """The loop run day by day, oldest first, each day a separate run (as the daily schedule does)."""
-    loop = new_loop(tmp_path_factory.mktemp("in_order"), traffic)
-    results = [loop.run(day) for day in DAYS]
-    return loop, results
 
 
 def test_every_day_builds_every_table_and_every_check_passes(in_order):

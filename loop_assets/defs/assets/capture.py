@@ -1,5 +1,7 @@
 """CAPTURE: trace files to `raw_traces` (+ `quarantined_records`), then `scored_traces`."""
 
+import time
+
 import dagster as dg
 import polars as pl
 
@@ -46,7 +48,9 @@ RECORDS_ACCOUNTED = "records_accounted_for"
 def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse):
     config = settings.config()
     days = partition_days(context)
+    started = time.perf_counter()
     result = capture.ingest(settings.incoming(), config.ingest, context.run_id, days=set(days))
+    ingest_seconds = time.perf_counter() - started
     with warehouse.get_connection() as con:
         replace_partitions(
             con,
@@ -63,6 +67,7 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
             "dagster/row_count": traces.height,
             "traces": traces.height,
             "files": result.manifest["source_file"].n_unique(),
+            "ingest_seconds": round(ingest_seconds, 3),
             "apps": dg.MetadataValue.json(traces.group_by("app").len().sort("app").to_dicts()),
             "preview": markdown_preview(
                 traces.select("trace_id", "ts", "app", "input_text", "output_text", "source_file", "source_line")
@@ -111,9 +116,11 @@ def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, war
     days = partition_days(context)
     with warehouse.get_connection() as con:
         raw = read_partitions(con, "raw_traces", days)
+        started = time.perf_counter()
         scored = pl.concat(
             [scoring.score_traces(raw.filter(pl.col("day") == day), config, context.run_id) for day in days]
         )
+        score_seconds = time.perf_counter() - started
         replace_partitions(con, "scored_traces", days, {"scored_traces": scored}, context.run_id)
     failures = scored.filter(pl.col("is_failure"))
     by_signal = (
@@ -128,6 +135,7 @@ def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, war
             "dagster/row_count": scored.height,
             "traces": scored.height,
             "failures": failures.height,
+            "score_seconds": round(score_seconds, 3),
             "failure_rate": round(failures.height / scored.height, 4) if scored.height else 0.0,
             **{f"failures_{s}": signal_counts.get(f"failures_{s}", 0) for s in scoring.SCORERS},
             "preview": markdown_preview(

@@ -1,5 +1,7 @@
 """DEDUP: a day's failing traces to `failure_clusters`."""
 
+import time
+
 import dagster as dg
 import polars as pl
 
@@ -36,8 +38,11 @@ def failure_clusters(
         texts = failing_texts(raw, scored, config)
         canonical = texts.unique(["day", "app", "text_hash"])
         cached = cached_embeddings(con, model, canonical["text_hash"])
+        started = time.perf_counter()
         embedded = embed_with_cache(canonical, cached, embedder.encoder(config), model)
+        embed_seconds = time.perf_counter() - started
         store_embeddings(con, embedded.new_cache_rows)
+        started = time.perf_counter()
         clusters = pl.concat(
             [empty("failure_clusters")]
             + [
@@ -45,6 +50,7 @@ def failure_clusters(
                 for day in days
             ]
         )
+        cluster_seconds = time.perf_counter() - started
         replace_partitions(con, "failure_clusters", days, {"failure_clusters": clusters}, context.run_id)
     reps = clusters.filter(pl.col("is_representative"))
     return dg.MaterializeResult(
@@ -56,6 +62,9 @@ def failure_clusters(
             "embedded": embedded.embedded,
             "cached": embedded.cached,
             "model_loaded": embedder.encoder(config).loads > 0,
+            "embed_seconds": round(embed_seconds, 3),
+            "texts_per_second": round(embedded.embedded / embed_seconds, 1) if embedded.embedded else None,
+            "cluster_seconds": round(cluster_seconds, 3),
             "clusters": clusters.filter(pl.col("cluster_id") >= 0)
             .select(pl.struct("day", "cluster_id").n_unique())
             .item(),

@@ -1,4 +1,4 @@
-"""Real Dagster runs of the loop against a temporary DuckDB file and generated traffic."""
+"""Real Dagster runs of the loop against a temporary DuckDB file and generated traffic (a test helper)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import polars as pl
-import pytest
 
 from loop_assets.definitions import loop_assets
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
-from loop_assets.sample_traffic import write_traffic
 
 START = date(2026, 11, 16)
 DAYS = [START + timedelta(days=i) for i in range(3)]
@@ -70,14 +68,6 @@ def metadata(result: dg.ExecuteInJobResult, asset: str) -> list[dict]:
 
 def checks(result: dg.ExecuteInJobResult) -> dict[str, bool]:
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-
-
-@pytest.fixture(scope="module")
-def traffic(tmp_path_factory) -> Path:
-    """Three days of generated traffic, written once per module."""
-    out = tmp_path_factory.mktemp("traffic")
-    write_traffic(out, days=len(DAYS), per_day=150, seed=11, start=START)
-    return out
 
 
 def new_loop(root: Path, traffic: Path) -> Loop:
