@@ -19,7 +19,6 @@ setup: $(STAMP)
 # while an unpinned torch pulled in by sentence-transformers would be a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "torch==2.13.0"
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)

@@ -107,8 +107,13 @@ def test_list_trace_files_is_recursive_sorted_and_skips_partial_and_hidden(tmp_p
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "dir.jsonl").mkdir()
+    for name in ("b.jsonl", "a.jsonl.gz", "sub/c.ndjson", "sub/d.NDJSON.gz"):
+        os.utime(tmp_path / name, (1_700_000_000, 1_700_000_000))  # same age: path order
     names = [p.relative_to(tmp_path).as_posix() for p in list_trace_files(tmp_path)]
     assert names == ["a.jsonl.gz", "b.jsonl", "sub/c.ndjson", "sub/d.NDJSON.gz"]
+    os.utime(tmp_path / "sub/d.NDJSON.gz", (1_600_000_000, 1_600_000_000))  # delivered first: read first
+    names = [p.relative_to(tmp_path).as_posix() for p in list_trace_files(tmp_path)]
+    assert names == ["sub/d.NDJSON.gz", "a.jsonl.gz", "b.jsonl", "sub/c.ndjson"]
     assert list_trace_files(tmp_path / "missing") == []
 
 
