@@ -45,5 +45,5 @@ def suite_stats(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
 
 
 def render(tables: dict[str, pl.DataFrame]) -> str:
-    with pl.Config(tbl_rows=200, tbl_cols=20, fmt_str_lengths=70, tbl_hide_dataframe_shape=True):
+    with pl.Config(tbl_rows=200, tbl_cols=20, fmt_str_lengths=90, tbl_width_chars=220, tbl_hide_dataframe_shape=True):
         return "\n\n".join(f"{title}\n{frame}" for title, frame in tables.items())
