@@ -23,6 +23,9 @@ DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
 KEYED_TABLES = {
     "embedding_cache": "CREATE TABLE embedding_cache (model VARCHAR, text_hash VARCHAR, embedding FLOAT[], "
     "created_at TIMESTAMPTZ, PRIMARY KEY (model, text_hash))",
+    "judge_cache": "CREATE TABLE judge_cache (judge_model VARCHAR, rubric_version VARCHAR, trace_id VARCHAR, day DATE, "
+    "app VARCHAR, score DOUBLE, reason VARCHAR, created_at TIMESTAMPTZ, PRIMARY KEY (judge_model, rubric_version, "
+    "trace_id))",
 }
 
 
@@ -31,14 +34,28 @@ def warehouse_path() -> str:
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every contract table that does not exist yet, from its Polars schema."""
-    existing = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    """Create every contract table that does not exist yet, and add columns the contract has gained.
+
+    A warehouse written by an earlier version keeps its rows; new columns arrive as nulls.
+    """
+    existing: dict[str, set[str]] = {}
+    for table, column in con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall():
+        existing.setdefault(table, set()).add(column)
     for table in TABLES:
         if table in KEYED_TABLES and table not in existing:
             con.execute(KEYED_TABLES[table])
-        elif table not in existing:
-            con.register("_template", empty(table).to_arrow())
-            con.execute(f"CREATE TABLE {table} AS SELECT * FROM _template")
+            continue
+        con.register("_template", empty(table).to_arrow())
+        try:
+            if table not in existing:
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM _template")
+                continue
+            missing = [c for c in TABLES[table] if c not in existing[table]]
+            if missing:
+                types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _template)").fetchall())
+                for column in missing:
+                    con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {types[column]}')
+        finally:
             con.unregister("_template")
 
 
@@ -68,7 +85,7 @@ def replace_partitions(
             con.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT unnest(?::DATE[]))", [days])
             if rows.height:
                 con.register("_rows", rows.to_arrow())
-                con.execute(f"INSERT INTO {table} SELECT * FROM _rows")
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
                 con.unregister("_rows")
             written[table] = rows.height
         now = datetime.now(UTC)
@@ -91,7 +108,7 @@ def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame)
     if frame.height == 0:
         return 0
     con.register("_rows", conform(table, frame).to_arrow())
-    con.execute(f"INSERT OR IGNORE INTO {table} SELECT * FROM _rows")
+    con.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM _rows")
     con.unregister("_rows")
     return frame.height
 
