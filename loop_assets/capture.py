@@ -3,23 +3,42 @@
 `ingest(incoming, ingest_config, run_id)` reads every trace file under `incoming` (see
 `list_trace_files`) and accounts for every record (design decision 9, "nothing is lost"):
 
-- A record is one physical line of a file, plus one per whole-file problem (an empty file, a
-  truncated gzip, an unreadable file); a line a format turns into several traces counts once per
-  trace. Each record ends as exactly one row of `traces` or `quarantine`.
+- A record is one physical line of a JSON Lines file, one element of a whole-document JSON array
+  (`formats.documents`), or a whole JSON document that is one object (an OTLP export request),
+  plus one per whole-file problem (an empty file, a truncated gzip, an unreadable file).
+- Items: a record can hold several items (the spans of an OTLP export request, the observations of
+  a Langfuse trace, the runs of a LangSmith run tree: the format's `split`). Each LLM item counts as
+  one record of its own and is normalised alone, so a broken span is quarantined alone, never with
+  its neighbours. Items that are not LLM calls (a chain or tool span, a SPAN observation, a chain
+  run) are not records: they are listed in `IngestResult.skipped`, one row each with the reason.
+  A JSON Lines record (or a single-object document) with no LLM item at all (and no broken one) is
+  one `no_trace` quarantine row naming what it held: a LangSmith chain run on its own line, an OTLP
+  export request of HTTP spans only. In a JSON array document only the LLM calls count as records:
+  an element without one (a SPAN observation, a chain run) adds no row, its items are listed as
+  skipped, and only a document that yields no row at all is one `no_trace` record. So every line
+  and every document ends as at least one row, and each LLM call as exactly one row of `traces` or
+  `quarantine` (a record a format turns into several traces counts once per trace).
+- Where: an item's `source_line` is the line its object starts on (the record's own line in a JSON
+  Lines file; in a pretty-printed document, the item's line; a one-line document gives line 1), its
+  quarantined `raw` is the item's own bytes, and a trace from an item, or from an element of a
+  document, carries `source_path` in its metadata (`resourceSpans[0].scopeSpans[0].spans[3]`,
+  `[12]`, `data[12].observations[2]`); a quarantined item names it at the start of its reason.
 - Per file the format is `ingest.format`, or auto-detected from its first decoded records
   (`formats.detect_format`). A file no format recognises has every decoded record quarantined as
   `unknown_format`, with a reason naming what the formats look for.
 - `day` is the UTC day of the trace's timestamp. `partition_day` is the record's own day when it
   has one; otherwise (unparseable lines, whole-file problems, out-of-range timestamps) the day of
   the nearest preceding record of the same file that has one, else the nearest following one, else
-  the UTC day of the file's modification time. Quarantine rows keep `day` null when unknown.
+  the UTC day of the file's modification time. Quarantine rows keep `day` null when unknown. A
+  skipped item goes with the first row of its record.
 - Duplicates: among the traces of one day with the same (trace_id, span_id), the first by
   (source_file, source_line) is kept; each later one is quarantined as `duplicate_record` (same
-  `record_hash`: a redelivery) or `conflicting_duplicate` (different content under the same id),
-  with a reason naming where the kept one is. A file delivered twice therefore adds nothing.
+  `record_hash`, the hash of the item: a redelivery) or `conflicting_duplicate` (different content
+  under the same id), with a reason naming where the kept one is. A file delivered twice therefore
+  adds nothing.
 - `manifest` has one row per (source_file, partition_day): records routed there and the file's
   total, so `sum(records_routed) == file_records == traces + quarantine rows` per file.
-- `days` restricts the returned rows (all three frames) to those partition days; routing and
+- `days` restricts the returned rows (all four frames) to those partition days; routing and
   duplicates are always computed over the whole file set, so the rows of a day do not depend on
   which other days were requested.
 
@@ -28,9 +47,11 @@ Everything here is plain Python and Polars: the Dagster asset calls `ingest` and
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import chain
 from pathlib import Path
@@ -43,17 +64,21 @@ from loop_assets.config import IngestConfig
 from loop_assets.formats import DETECT_SAMPLE, FORMATS, describe_formats, detect_format
 from loop_assets.formats.base import (
     TRACE_FIELDS,
+    Part,
     RecordError,
     TraceFormat,
+    describe_skipped,
     earliest_allowed,
     record_hash,
     show,
+    split_record,
     utc_day,
     utc_now,
 )
+from loop_assets.formats.documents import is_document, locate, path_text, read_document
 from loop_assets.formats.jsonl import SourceRecord, read_records
 
-TRACE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+TRACE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json.gz")
 SKIP_SUFFIXES = (".tmp", ".part")
 
 _STRING_FIELDS = tuple(f for f in TRACE_FIELDS if f not in ("ts", "latency_ms", "feedback_rating"))
@@ -83,6 +108,12 @@ _QUARANTINE_SCHEMA = pl.Schema(
 )
 _FILE_SCHEMA = pl.Schema({"source_file": pl.String, "file_size": pl.Int64, "file_mtime": tables.UTC_TS})
 
+SKIPPED_SCHEMA = tables.schema("skipped_items")
+"""IngestResult.skipped: one row per item that is not an LLM call (a chain span, a SPAN observation, a tool run)."""
+_SKIPPED_ROWS = pl.Schema(
+    {**{c: t for c, t in SKIPPED_SCHEMA.items() if c not in ("partition_day", "ingest_run_id")}, "_anchor": pl.Int64}
+)
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -92,6 +123,8 @@ class IngestResult:
     """QUARANTINED_RECORDS rows: unparseable records and duplicates."""
     manifest: pl.DataFrame
     """INGEST_MANIFEST rows: one per (source_file, partition_day)."""
+    skipped: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SKIPPED_SCHEMA))
+    """SKIPPED_SCHEMA rows: items inside records that are not LLM calls; not records, listed so none is unaccounted."""
 
 
 def list_trace_files(incoming: Path) -> list[Path]:
@@ -100,7 +133,8 @@ def list_trace_files(incoming: Path) -> list[Path]:
     Reading order decides which copy of a duplicated record is kept: the first delivered, not the
     one whose name happens to sort first.
 
-    Names ending .jsonl, .jsonl.gz, .ndjson or .ndjson.gz (any case). Hidden files and folders
+    Names ending .jsonl, .jsonl.gz, .ndjson or .ndjson.gz (JSON Lines), or .json or .json.gz (one JSON
+    document, see `formats.documents`), in any case. Hidden files and folders
     (a leading dot) and names ending .tmp or .part (files still being written) are skipped;
     symlinked folders are not followed. A missing folder has no files.
     """
@@ -153,6 +187,7 @@ class _Rows:
         self.traces: dict[str, list[Any]] = {c: [] for c in _TRACE_SCHEMA}
         self.quarantine: dict[str, list[Any]] = {c: [] for c in _QUARANTINE_SCHEMA}
         self.files: dict[str, list[Any]] = {c: [] for c in _FILE_SCHEMA}
+        self.skipped: dict[str, list[Any]] = {c: [] for c in _SKIPPED_ROWS}
         self.seq = 0
 
     def next_seq(self) -> int:
@@ -172,7 +207,7 @@ class _Rows:
         reason: str,
         day: date | None,
         source_format: str | None,
-    ) -> None:
+    ) -> int:
         raw, truncated = _raw_text(rec, keep)
         values = {
             "source_file": source_file,
@@ -188,10 +223,26 @@ class _Rows:
         }
         for column, value in values.items():
             self.quarantine[column].append(value)
+        return self.seq
+
+    def add_skipped(self, part: Part, line: int, source_file: str, path: str | None, fmt: str, anchor: int) -> None:
+        values = {
+            "source_file": source_file,
+            "source_line": line,
+            "source_path": path,
+            "source_format": fmt,
+            "trace_id": _clean(part.trace_id) if part.trace_id else None,
+            "item_id": _clean(part.item_id) if part.item_id else None,
+            "item": _clean(part.label) or None,
+            "reason": _clean(part.skip or ""),
+            "_anchor": anchor,
+        }
+        for column, value in values.items():
+            self.skipped[column].append(value)
 
     def add_trace(
         self, trace: dict[str, Any], rec: SourceRecord, source_file: str, keep: int, digest: str, fmt: str
-    ) -> None:
+    ) -> int:
         raw, truncated = _raw_text(rec, keep)
         values = {
             **{f: trace[f] for f in TRACE_FIELDS},
@@ -206,6 +257,7 @@ class _Rows:
         }
         for column, value in values.items():
             self.traces[column].append(value)
+        return self.seq
 
 
 def _read_file(path: Path, source_file: str, ingest: IngestConfig, now: datetime, rows: _Rows) -> None:
@@ -215,7 +267,8 @@ def _read_file(path: Path, source_file: str, ingest: IngestConfig, now: datetime
     except OSError:
         rows.add_file(source_file, None, None)
     keep = ingest.quarantine_raw_max_bytes
-    records: Iterator[SourceRecord] = read_records(path, max_record_bytes=ingest.max_record_bytes, keep_bytes=keep)
+    reader = read_document if is_document(path) else read_records
+    records: Iterator[SourceRecord] = reader(path, max_record_bytes=ingest.max_record_bytes, keep_bytes=keep)
     records_head: list[SourceRecord] = []
     if ingest.format == "auto":  # look at the first decoded records, then read on from there
         decoded = 0
@@ -227,34 +280,158 @@ def _read_file(path: Path, source_file: str, ingest: IngestConfig, now: datetime
     fmt, no_format_reason = _file_format(ingest, records_head)
     fmt_name = fmt.name if fmt else None
 
+    file_start = rows.seq
+    pending: list[tuple[Part, SourceRecord, str | None]] = []  # skipped document elements awaiting a row
     for rec in chain(records_head, records):
+        before = rows.seq
         if rec.error is not None:
             rows.add_quarantine(rec, source_file, keep, rec.error.code, rec.error.reason, None, fmt_name)
-            continue
-        assert rec.obj is not None
-        if fmt is None:
+        elif fmt is None:
+            assert rec.obj is not None
             keys = ", ".join(show(k, 30) for k in list(rec.obj)[:12]) or "none"
             rows.add_quarantine(
                 rec, source_file, keep, "unknown_format", f"{no_format_reason}; this record's keys: {keys}", None, None
             )
-            continue
-        try:
-            traces = fmt.normalise(rec.obj, ingest, now=now)
-            problem = _check_traces(traces, fmt.name)
-        except RecordError as exc:
-            day = utc_day(exc.ts) if exc.ts is not None else None
-            rows.add_quarantine(rec, source_file, keep, exc.code, exc.reason, day, fmt_name)
-            continue
-        except Exception as exc:  # a parser bug must not stop the ingest or lose the record
-            reason = f"the {fmt.name} parser failed on this record: {type(exc).__name__}: {exc}"
-            rows.add_quarantine(rec, source_file, keep, "parser_error", reason, None, fmt_name)
-            continue
-        if problem is not None:
-            rows.add_quarantine(rec, source_file, keep, *problem, None, fmt_name)
-            continue
-        digest = record_hash(rec.obj)
-        for trace in traces:
-            rows.add_trace(_clean_trace(trace), rec, source_file, keep, digest, fmt.name)
+        else:
+            _read_record(rec, fmt, source_file, ingest, now, rows, pending)
+        if pending and rows.seq > before:  # skipped items go with the next row of their file
+            for part, view, where in pending:
+                rows.add_skipped(part, view.line, source_file, where, fmt_name or "", before + 1)
+            pending.clear()
+    if pending:
+        assert fmt is not None
+        if rows.seq > file_start:
+            anchor = rows.seq
+        else:  # a document without a single LLM call: one record says so
+            reason = describe_skipped([p for p, _, _ in pending]).replace("in this record", "in this document")
+            anchor = rows.add_quarantine(pending[0][1], source_file, keep, "no_trace", reason, None, fmt.name)
+        for part, view, where in pending:
+            rows.add_skipped(part, view.line, source_file, where, fmt.name, anchor)
+
+
+def _read_record(
+    rec: SourceRecord,
+    fmt: TraceFormat,
+    source_file: str,
+    ingest: IngestConfig,
+    now: datetime,
+    rows: _Rows,
+    pending: list[tuple[Part, SourceRecord, str | None]],
+) -> None:
+    """One decoded record: each LLM item a trace or a quarantine row, each other item a skipped row.
+
+    A JSON Lines record (or a whole single-object document) with no LLM item is one `no_trace` row.
+    A document element with no LLM item adds no row: its items wait in `pending` for the next row of
+    the file (the document counts only LLM calls as records).
+    """
+    keep = ingest.quarantine_raw_max_bytes
+    assert rec.obj is not None
+    try:
+        parts = split_record(fmt, rec.obj)
+    except Exception as exc:  # a parser bug must not stop the ingest or lose the record
+        reason = f"the {fmt.name} parser failed to split this record: {type(exc).__name__}: {exc}"
+        rows.add_quarantine(rec, source_file, keep, "parser_error", reason, None, fmt.name)
+        return
+    records = [p for p in parts if p.skip is None]
+    skipped = [p for p in parts if p.skip is not None]
+    places = _places(rec, parts)
+    if not records and skipped and rec.path:  # an element of a document that holds no LLM call
+        pending.extend((part, *places.get(id(part), (rec, None))) for part in skipped)
+        return
+    anchor = None
+    if not records:
+        anchor = rows.add_quarantine(rec, source_file, keep, "no_trace", describe_skipped(parts), None, fmt.name)
+    for part in records:
+        view, where = places.get(id(part), (rec, None))
+        seq = _read_part(part, view, where, fmt, source_file, ingest, now, rows)
+        anchor = anchor if anchor is not None else seq
+    assert anchor is not None
+    for part in skipped:
+        view, where = places.get(id(part), (rec, None))
+        rows.add_skipped(part, view.line, source_file, where, fmt.name, anchor)
+
+
+def _places(rec: SourceRecord, parts: list[Part]) -> dict[int, tuple[SourceRecord, str | None]]:
+    """Per item (by id): its line and bytes as a SourceRecord, and its path text (None for the record itself)."""
+    places: dict[int, tuple[SourceRecord, str | None]] = {}
+    wanted = {p.path for p in parts if p.path}
+    offsets = locate(rec.raw, wanted) if wanted and rec.raw_bytes == len(rec.raw) else {}
+    located = []
+    for part in parts:
+        full = (*rec.path, *part.path)
+        where = path_text(full) if full else None
+        span = offsets.get(part.path) if part.path else None
+        if span is not None:
+            located.append((span, part, full, where))
+        elif part.path:
+            places[id(part)] = (SourceRecord(rec.line, rec.raw, rec.raw_bytes, obj=part.obj, path=full), where)
+        elif where is not None:
+            places[id(part)] = (rec, where)
+    line, counted = rec.line, 0  # count newlines once, in offset order
+    for (start, end), part, full, where in sorted(located, key=lambda item: item[0][0]):
+        line += rec.raw.count(b"\n", counted, start)
+        counted = start
+        body = rec.raw[start:end]
+        places[id(part)] = (SourceRecord(line, body, len(body), obj=part.obj, path=full), where)
+    return places
+
+
+def _read_part(
+    part: Part,
+    rec: SourceRecord,
+    where: str | None,
+    fmt: TraceFormat,
+    source_file: str,
+    ingest: IngestConfig,
+    now: datetime,
+    rows: _Rows,
+) -> int:
+    """One LLM item (or broken item): the row's sequence number."""
+    keep = ingest.quarantine_raw_max_bytes
+    at = f"at {where}" + (f" ({part.label})" if part.label else "") + ": " if where else ""
+    if part.error is not None:
+        code = part.error.code
+        return rows.add_quarantine(rec, source_file, keep, code, at + part.error.reason, None, fmt.name)
+    try:
+        traces = fmt.normalise(part.obj, ingest, now=now)
+        problem = _check_traces(traces, fmt.name)
+        digest = _digest(part.obj, rec) if problem is None else ""
+    except RecordError as exc:
+        day = utc_day(exc.ts) if exc.ts is not None else None
+        return rows.add_quarantine(rec, source_file, keep, exc.code, at + exc.reason, day, fmt.name)
+    except Exception as exc:  # a parser bug must not stop the ingest or lose the record
+        reason = f"{at}the {fmt.name} parser failed on this record: {type(exc).__name__}: {exc}"
+        return rows.add_quarantine(rec, source_file, keep, "parser_error", reason, None, fmt.name)
+    if problem is not None:
+        return rows.add_quarantine(rec, source_file, keep, problem[0], at + problem[1], None, fmt.name)
+    first = None
+    for trace in traces:
+        cleaned = _clean_trace(trace)
+        if where is not None:
+            cleaned["metadata"] = _with_source_path(cleaned["metadata"], where)
+        seq = rows.add_trace(cleaned, rec, source_file, keep, digest, fmt.name)
+        first = first if first is not None else seq
+    assert first is not None
+    return first
+
+
+def _digest(obj: Any, rec: SourceRecord) -> str:
+    """The item's record_hash; for JSON nested too deeply to serialise again, the sha256 of its bytes."""
+    try:
+        return record_hash(obj)
+    except RecursionError:
+        return hashlib.sha256(rec.raw).hexdigest()
+
+
+def _with_source_path(metadata: str, where: str) -> str:
+    try:
+        meta = json.loads(metadata)
+    except (ValueError, RecursionError):
+        return metadata
+    if not isinstance(meta, dict):
+        meta = {"metadata": meta}
+    meta["source_path" if "source_path" not in meta else "ingest.source_path"] = where
+    return _clean(json.dumps(meta, ensure_ascii=False))
 
 
 def _file_format(ingest: IngestConfig, head: list[SourceRecord]) -> tuple[TraceFormat | None, str]:
@@ -330,6 +507,7 @@ def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -
     files = pl.DataFrame(rows.files, schema=_FILE_SCHEMA)
     parsed = pl.DataFrame(rows.traces, schema=_TRACE_SCHEMA).with_columns(day=pl.col("ts").dt.date())
     problems = pl.DataFrame(rows.quarantine, schema=_QUARANTINE_SCHEMA)
+    skipped_rows = pl.DataFrame(rows.skipped, schema=_SKIPPED_ROWS)
 
     # Duplicates: per (day, trace_id, span_id), the first in reading order is kept.
     parsed = parsed.sort("_seq").with_columns(
@@ -400,6 +578,12 @@ def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -
         .sort("_seq")
         .with_columns(ingest_run_id=pl.lit(run_id, pl.String))
     )
+    skipped = (
+        skipped_rows.join(routes.rename({"_seq": "_anchor"}), on="_anchor", how="left")
+        .with_columns(ingest_run_id=pl.lit(run_id, pl.String))
+        .sort("_anchor", maintain_order=True)
+        .select(list(SKIPPED_SCHEMA))
+    )
     manifest = (
         ledger.group_by("source_file", "partition_day")
         .agg(records_routed=pl.len().cast(pl.Int64))
@@ -414,9 +598,11 @@ def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -
         traces = traces.filter(pl.col("day").is_in(wanted))
         quarantine = quarantine.filter(pl.col("partition_day").is_in(wanted))
         manifest = manifest.filter(pl.col("partition_day").is_in(wanted))
+        skipped = skipped.filter(pl.col("partition_day").is_in(wanted))
 
     return IngestResult(
         traces=tables.conform("raw_traces", traces),
         quarantine=tables.conform("quarantined_records", quarantine),
         manifest=tables.conform("ingest_manifest", manifest),
+        skipped=skipped.cast(dict(SKIPPED_SCHEMA)),
     )

@@ -45,21 +45,28 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         return 1
     first, last = (args.start or str(days[0])), (args.end or str(days[-1]))
     print(f"materialising all assets for {first}...{last} ({len(days)} days with data) through Dagster")
-    command = [
-        str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "loop_assets.definitions",
-        "--select", "*", "--partition-range", f"{first}...{last}",
-    ]  # fmt: skip
+    dagster = str(Path(sys.executable).with_name("dagster"))
     log = Path(args.log or f"data/logs/materialize-{first}-{last}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
+    steps = [
+        # the loop for every day in the range, in order, as one run
+        [dagster, "asset", "materialize", "-m", "loop_assets.definitions",
+         "--select", "*eval_suite", "--partition-range", f"{first}...{last}"],
+        # the coverage report over all days (not partitioned)
+        [dagster, "asset", "materialize", "-m", "loop_assets.definitions", "--select", "suite_coverage"],
+    ]  # fmt: skip
     started = time.perf_counter()
     with log.open("w", encoding="utf-8") as handle:
-        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)
+        for command in steps:
+            code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)
+            if code != 0:
+                break
     elapsed = time.perf_counter() - started
     if code != 0:
         print("".join(log.read_text(encoding="utf-8").splitlines(keepends=True)[-40:]), file=sys.stderr)
         print(f"the Dagster run failed after {elapsed:.1f}s; full log: {log}", file=sys.stderr)
         return code
-    print(f"the Dagster run succeeded in {elapsed:.1f}s (run log: {log}; history in the Dagster UI)")
+    print(f"the Dagster runs succeeded in {elapsed:.1f}s (run log: {log}; history in the Dagster UI)")
     return 0
 
 
@@ -105,14 +112,80 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from loop_assets.export import suite_as_of, write_jsonl
+    """Write the suite as of a day in one format, inside the output folder only."""
+    from loop_assets.exports import UnsafeExportPath, suite_as_of, write_export
 
-    as_of = date.fromisoformat(args.as_of) if args.as_of else None
-    out = Path(args.out or f"data/exports/eval_suite-{args.as_of or 'latest'}.{args.format}")
+    try:
+        as_of = date.fromisoformat(args.as_of) if args.as_of else None
+    except ValueError:
+        print(f"--as-of must be a day YYYY-MM-DD, got {args.as_of!r}", file=sys.stderr)
+        return 2
     with _connect() as con:
         suite = suite_as_of(con, as_of)
-    n = write_jsonl(suite, out)
-    print(f"wrote {n} cases (suite as of {args.as_of or 'the latest day'}) to {out}")
+    try:
+        result = write_export(
+            suite, args.format, args.out_dir, out=args.out, folder=True, as_of=as_of, dataset_name=args.dataset_name
+        )
+    except UnsafeExportPath as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    version = result.version.as_of or "no day (the suite is empty)"
+    print(f"wrote {result.cases} cases as {args.format} (suite as of {version}) to {result.path}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Grade a model on the suite as of a day (recorded outputs or the model endpoint); store and print the run."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import duckdb
+
+    from loop_assets.config import ConfigError, load_config
+    from loop_assets.eval_run import (
+        NoModelToGrade,
+        load_recorded_outputs,
+        read_suite,
+        render_summary,
+        run_endpoints,
+        run_suite,
+        store_eval_run,
+        suite_version_of,
+    )
+    from loop_assets.warehouse import connect
+
+    try:
+        as_of = date.fromisoformat(args.as_of) if args.as_of else None
+    except ValueError:
+        print(f"--as-of must be a day YYYY-MM-DD, got {args.as_of!r}", file=sys.stderr)
+        return 2
+    try:
+        config = load_config()
+        outputs = load_recorded_outputs(args.outputs) if args.outputs else None
+        with run_endpoints(config, args.model, args.outputs, use_judge=not args.no_judge) as (client, judge, params):
+            with connect(read_only=True) as con:
+                suite = read_suite(con, as_of)
+            if suite.height == 0:
+                print(f"the suite as of {args.as_of or 'the latest day'} has no active cases", file=sys.stderr)
+                return 1
+            run_id = args.run_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+            version = suite_version_of(suite, as_of)
+            result = run_suite(
+                suite, outputs, client, judge, version, args.model, run_id, params=params, source=args.outputs
+            )
+        with connect() as con:
+            store_eval_run(con, result)
+    except (ConfigError, FileNotFoundError, NoModelToGrade) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except duckdb.IOException as exc:
+        print(f"cannot open the warehouse ({exc}); is a Dagster run writing it?", file=sys.stderr)
+        return 2
+    except duckdb.Error as exc:
+        print(f"cannot use the warehouse ({exc}); if it is older, materialise the loop once", file=sys.stderr)
+        return 2
+    print(render_summary(result))
+    print(f"\nstored as run {run_id} in eval_runs and eval_run_results ({Path(warehouse_path()).resolve()})")
     return 0
 
 
@@ -142,11 +215,40 @@ def build_parser() -> argparse.ArgumentParser:
     lin.add_argument("--json", action="store_true", help="machine-readable output")
     lin.set_defaults(func=cmd_lineage)
 
-    exp = sub.add_parser("export", help="write the suite with provenance")
-    exp.add_argument("--format", choices=["jsonl"], default="jsonl")
+    from loop_assets.exports import DEFAULT_EXPORT_DIR, EXPORTERS
+
+    exp = sub.add_parser(
+        "export",
+        help="write the suite with provenance in a format other eval tools read",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write the suite as of a day (active cases, with provenance and the suite version in each\n"
+        "item's metadata) in one of these formats:\n\n"
+        + "\n".join(f"  {name:<13} {e.summary} -> *{e.suffix}" for name, e in EXPORTERS.items())
+        + "\n\nFiles are written inside the output folder only: an --out that resolves outside it (via .., an\n"
+        "absolute path elsewhere or a symlink) is refused.",
+    )
+    exp.add_argument("--format", choices=list(EXPORTERS), default="jsonl", help="export format (default jsonl)")
     exp.add_argument("--as-of", help="suite as of this day (YYYY-MM-DD); default all days")
-    exp.add_argument("--out", help="output file (default data/exports/eval_suite-<as-of>.jsonl)")
+    exp.add_argument(
+        "--out-dir",
+        default=DEFAULT_EXPORT_DIR,
+        help=f"output folder every export stays inside (default {DEFAULT_EXPORT_DIR})",
+    )
+    exp.add_argument(
+        "--out",
+        help="file name (or sub-folder ending in /) inside the output folder "
+        "(default eval_suite-<as-of or latest><format suffix>)",
+    )
+    exp.add_argument("--dataset-name", help="langfuse: the datasetName of every item (default eval-loop)")
     exp.set_defaults(func=cmd_export)
+
+    run = sub.add_parser("run", help="grade a model on the suite as of a day and store the pass rates")
+    run.add_argument("--model", required=True, help="model to ask (endpoint) or name of the recorded answers")
+    run.add_argument("--as-of", help="suite as of this day (YYYY-MM-DD); default all days")
+    run.add_argument("--outputs", help="JSONL of recorded answers (case_id, output, ...) instead of the endpoint")
+    run.add_argument("--run-id", help="id of the run (default cli-<timestamp>-<random>); a re-used id is replaced")
+    run.add_argument("--no-judge", action="store_true", help="leave rubric checks unknown even if a judge is set")
+    run.set_defaults(func=cmd_run)
     return parser
 
 

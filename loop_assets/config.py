@@ -8,6 +8,7 @@ because a typo in a threshold that silently falls back to a default is worse tha
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,7 @@ SIGNALS = (
     "json_schema",
     "feedback",
     "latency",
+    "judge",
 )
 
 
@@ -57,7 +59,7 @@ class AppConfig(_Strict):
 
 
 class IngestConfig(_Strict):
-    format: Literal["auto", "openai_chat"] = "auto"
+    format: Literal["auto", "openai_chat", "otel_genai", "openinference", "langfuse", "langsmith"] = "auto"
     max_record_bytes: int = Field(default=1_048_576, gt=0, description="Longer lines are quarantined.")
     quarantine_raw_max_bytes: int = Field(
         default=65_536, gt=0, description="How much of a quarantined record is kept (flagged when truncated)."
@@ -108,6 +110,7 @@ class ScoringConfig(_Strict):
             "truncated_output": 0.6,
             "feedback": 0.6,
             "latency": 0.3,
+            "judge": 0.6,
         },
         description="Per signal in [0, 1]; severity = 1 - prod(1 - w) over the signals that fired.",
     )
@@ -188,6 +191,88 @@ class GradingConfig(_Strict):
         return signals
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class EndpointConfig(_Strict):
+    """An OpenAI-compatible chat-completions endpoint (`POST {base_url}/chat/completions`).
+
+    The API key is never in the file: `api_key_env` names the environment variable that holds it.
+    """
+
+    base_url: str = Field(description="Base URL up to and including the API version, e.g. https://api.openai.com/v1.")
+    model: str = Field(min_length=1, description="Model name sent in every request.")
+    api_key_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable holding the API key (sent as a Bearer token); "
+        "None for a server that needs no key.",
+    )
+    timeout_s: float = Field(default=30.0, gt=0, description="Timeout of one HTTP attempt (connect, read, write).")
+    max_retries: int = Field(
+        default=4, ge=0, le=20, description="Retries after the first attempt (429, 5xx, timeouts)."
+    )
+    concurrency: int = Field(default=4, ge=1, le=256, description="Requests in flight at most.")
+    backoff_s: float = Field(default=0.5, ge=0, description="First retry waits about this long, doubling each retry.")
+    temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature; None: the server's.")
+    max_tokens: int | None = Field(default=None, gt=0, description="Longest reply; None: the server's default.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _is_http_url(cls, value: str) -> str:
+        value = value.strip()
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"must be an http(s) URL such as https://api.openai.com/v1, got {value!r}")
+        if re.match(r"^https?://[^/]*@", value):
+            raise ValueError("must not carry credentials; put the key in the environment variable named by api_key_env")
+        return value.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _is_env_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.match(value):
+            # Never echo the value: it may be the key itself, pasted by mistake.
+            raise ValueError(
+                "must be the NAME of an environment variable holding the key (e.g. OPENAI_API_KEY), never the "
+                "key itself"
+            )
+        return value
+
+    def api_key(self) -> str | None:
+        """The key from the environment; ConfigError naming the variable when it is named but unset."""
+        if self.api_key_env is None:
+            return None
+        key = os.environ.get(self.api_key_env, "").strip()
+        if not key:
+            raise ConfigError(
+                f"the environment variable {self.api_key_env} (named by api_key_env) is not set or empty: export "
+                "the endpoint's API key in it, or remove api_key_env for a server that needs no key"
+            )
+        return key
+
+
+class JudgeConfig(EndpointConfig):
+    """The LLM judge: scores each sampled trace of an app with a rubric from 1 (bad) to 5 (good)."""
+
+    temperature: float | None = Field(default=0.0, ge=0, le=2, description="0 for repeatable judgements.")
+    max_tokens: int | None = Field(default=300, gt=0, description="The judge answers with a short JSON object.")
+    max_failing_score: float = Field(
+        default=2, ge=1, lt=5, description="A judge score (1-5) at or below this is a failure of the trace."
+    )
+    apps: list[str] = Field(default_factory=list, description="Apps to judge; empty: every app with a rubric.")
+    sample_rate: float = Field(
+        default=1.0, gt=0, le=1, description="Share of eligible traces judged, chosen by a hash of the trace id."
+    )
+    max_per_day: int | None = Field(default=None, ge=1, description="At most this many traces judged per day.")
+
+
+class ModelEndpointConfig(EndpointConfig):
+    """The model under test, re-asked with eval cases (difficulty, eval runs)."""
+
+    retries_per_candidate: int = Field(
+        default=3, ge=1, le=50, description="Times each candidate is re-asked to estimate its difficulty."
+    )
+
+
 class LoopConfig(_Strict):
     partitions_start: str = Field(default="2025-01-01", description="First day partition (UTC).")
     ingest: IngestConfig = IngestConfig()
@@ -197,6 +282,10 @@ class LoopConfig(_Strict):
     dedup: DedupConfig = DedupConfig()
     grading: GradingConfig = GradingConfig()
     apps: dict[str, AppConfig] = Field(default_factory=dict)
+    judge: JudgeConfig | None = Field(default=None, description="LLM judge endpoint; None: no judge scoring.")
+    model_endpoint: ModelEndpointConfig | None = Field(
+        default=None, description="Model endpoint to re-ask eval cases; None: difficulty unknown, no eval runs."
+    )
 
     @field_validator("partitions_start")
     @classmethod
@@ -219,6 +308,31 @@ class LoopConfig(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _judged_apps_have_rubrics(self) -> LoopConfig:
+        if self.judge is None:
+            return self
+        without = [a for a in self.judge.apps if self.app(a).rubric is None]
+        if without:
+            raise ValueError(
+                f"judge.apps lists {without} but apps.<name>.rubric is not set for them: add a rubric to each "
+                "or remove them from judge.apps"
+            )
+        if not self.judge.apps and not any(a.rubric for a in self.apps.values()):
+            raise ValueError(
+                "judge is configured but no app has a rubric, so nothing would be judged: set apps.<name>.rubric "
+                "or remove the judge section"
+            )
+        return self
+
+    def judged_apps(self) -> list[str]:
+        """Apps the judge scores: judge.apps, else every app with a rubric ([] without a judge)."""
+        if self.judge is None:
+            return []
+        if self.judge.apps:
+            return list(self.judge.apps)
+        return sorted(name for name, app in self.apps.items() if app.rubric)
+
     def app(self, name: str | None) -> AppConfig:
         return self.apps.get(name or "", AppConfig())
 
@@ -231,8 +345,16 @@ def _format_error(path: Path, exc: ValidationError) -> str:
     lines = [f"invalid eval-loop configuration in {path}:"]
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
+        last = str(err["loc"][-1]) if err["loc"] else ""
+        if err["type"] == "extra_forbidden" and re.search(r"key|token|secret|password", last, re.IGNORECASE):
+            fix = (
+                "secrets never go in the file: put the key in an environment variable and name that variable "
+                "in `api_key_env`"
+            )
+        elif err["type"] == "extra_forbidden":
             fix = "remove it or fix its spelling; see the documented keys in the shipped eval_loop.yaml"
+        elif last == "api_key_env":
+            fix = "value not shown, it may be a secret; see the documented example in the shipped eval_loop.yaml"
         else:
             fix = f"got {err.get('input')!r}; see the documented default in the shipped eval_loop.yaml"
         lines.append(f"  - `{key}`: {err['msg']} ({fix})")

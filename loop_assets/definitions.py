@@ -1,15 +1,24 @@
-"""Everything Dagster loads: the loop's assets, their checks and resources."""
-
-from __future__ import annotations
+"""Everything Dagster loads: the loop's assets, checks, job, sensor, schedule and resources."""
 
 import dagster as dg
 
 from loop_assets.defs.assets.capture import raw_traces, scored_traces
+from loop_assets.defs.assets.coverage import suite_coverage
 from loop_assets.defs.assets.dedup import failure_clusters
+from loop_assets.defs.assets.eval_run import eval_run
 from loop_assets.defs.assets.grading import graded_candidates
 from loop_assets.defs.assets.promotion import eval_suite
+from loop_assets.defs.jobs import loop_job
 from loop_assets.defs.resources import default_resources
+from loop_assets.defs.schedules import finalise_yesterday
+from loop_assets.defs.sensors import coverage_automation, new_trace_files
 
 loop_assets = [raw_traces, scored_traces, failure_clusters, graded_candidates, eval_suite]
 
-defs = dg.Definitions(assets=loop_assets, resources=default_resources())
+defs = dg.Definitions(
+    assets=[*loop_assets, suite_coverage, eval_run],
+    jobs=[loop_job],
+    sensors=[new_trace_files, coverage_automation],
+    schedules=[finalise_yesterday],
+    resources=default_resources(),
+)

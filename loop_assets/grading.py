@@ -7,8 +7,9 @@ The weight (DESIGN decision 7) is a weighted mean of the factors that are known:
     novelty   = 1 - cosine similarity to the nearest earlier case of the same app (1 with none)
     severity  = 1 - prod(1 - signal weight) over the trace's failure signals (scoring)
     frequency = log(1 + traces in the cluster) / log(1 + frequency_saturation), capped at 1
-    difficulty= failure rate over re-tries against a model endpoint; unknown (null) without one,
-                and then left out of the mean instead of invented
+    difficulty= failure rate over N re-tries against a model endpoint (difficulty.measure_difficulty,
+                failed / answered tries); unknown (null) without one, or when no try could be
+                decided, and then left out of the mean instead of invented
 
 A common pattern already well covered by the suite has low novelty, so it weighs less than a rare
 one nobody has seen; a common new pattern weighs most.
@@ -29,6 +30,7 @@ from loop_assets.dedup.suite_search import nearest
 from loop_assets.tables import conform, empty
 
 NO_ENDPOINT = "unknown: no model endpoint configured"
+NOT_MEASURED = "unknown: not re-tried (only new candidates are)"
 
 
 def dedup_threshold(suite_size: int, schedule: Sequence[tuple[int, float]]) -> float:
@@ -60,6 +62,20 @@ def candidate_id(day: object, trace_id: str) -> str:
     return "cand_" + hashlib.sha256(f"{day}\x1f{trace_id}".encode()).hexdigest()[:16]
 
 
+def _difficulty_by_candidate(difficulty: pl.DataFrame) -> dict[str, tuple[float | None, int | None, str]]:
+    """candidate_id -> (difficulty, tries, source)."""
+    lacking = [c for c in ("candidate_id", "difficulty", "difficulty_source") if c not in difficulty.columns]
+    if lacking:
+        raise ValueError(f"grade_candidates: difficulty frame lacks columns {lacking}")
+    tries = difficulty["difficulty_tries"] if "difficulty_tries" in difficulty.columns else [None] * difficulty.height
+    return {
+        cid: (None if d is None or math.isnan(d) else float(d), None if t is None else int(t), source or NOT_MEASURED)
+        for cid, d, t, source in zip(
+            difficulty["candidate_id"], difficulty["difficulty"], tries, difficulty["difficulty_source"], strict=True
+        )
+    }
+
+
 def _skip_reason(input_text: str | None, signals: list[str], frequency: int, grading: GradingConfig) -> str | None:
     """Why a candidate makes no useful eval case, if it does not."""
     if not (input_text or "").strip():
@@ -77,6 +93,7 @@ def grade_candidates(
     config: LoopConfig,
     run_id: str,
     isolated: pl.DataFrame | None = None,
+    difficulty: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Grade one day's representatives against the suite of earlier days.
 
@@ -88,10 +105,15 @@ def grade_candidates(
     Decisions are greedy in a fixed order (largest cluster, then most severe, then trace_id): a
     candidate is compared with the earlier suite and with the candidates of the same day promoted
     before it, so two near-identical representatives of one day promote once.
+
+    `difficulty`: candidate_id, difficulty, difficulty_tries, difficulty_source (`difficulty.
+    measure_difficulty`), used in the weight. Without it difficulty is unknown (NO_ENDPOINT); a
+    candidate it does not list is unknown with NOT_MEASURED. Decisions never depend on difficulty.
     """
     if representatives.height == 0:
         return empty("graded_candidates")
     grading = config.grading
+    measured = None if difficulty is None else _difficulty_by_candidate(difficulty)
     threshold = dedup_threshold(suite.height, config.dedup.threshold_schedule)
     ordered = representatives.sort(
         ["cluster_size", "severity", "trace_id"], descending=[True, True, False], maintain_order=True
@@ -128,7 +150,13 @@ def grade_candidates(
                 near_sim = 1.0
             novelty = 1.0 if near_sim is None else min(1.0, max(0.0, 1.0 - near_sim))
             freq = frequency_score(rep["cluster_size"], grading.frequency_saturation)
-            w = weight(novelty, rep["severity"], freq, None, grading)
+            this_candidate = candidate_id(rep["day"], rep["trace_id"])
+            hard, tries, hard_source = (
+                (None, None, NO_ENDPOINT)
+                if measured is None
+                else measured.get(this_candidate, (None, None, NOT_MEASURED))
+            )
+            w = weight(novelty, rep["severity"], freq, hard, grading)
             if near_sim is not None and near_sim >= threshold:
                 decision = f"duplicate_of:{near_id}"
                 reason = f"similarity {near_sim:.3f} to {near_id} >= threshold {threshold:.3f}"
@@ -152,7 +180,7 @@ def grade_candidates(
             rows.append(
                 {
                     **{k: rep[k] for k in ("trace_id", "day", "app", "cluster_id", "text_hash", "embedding")},
-                    "candidate_id": candidate_id(rep["day"], rep["trace_id"]),
+                    "candidate_id": this_candidate,
                     "case_id": this_case,
                     "nearest_case_id": near_id,
                     "nearest_similarity": None if near_sim is None else round(near_sim, 6),
@@ -162,8 +190,9 @@ def grade_candidates(
                     "severity": rep["severity"],
                     "frequency": rep["cluster_size"],
                     "frequency_score": round(freq, 6),
-                    "difficulty": None,
-                    "difficulty_source": NO_ENDPOINT,
+                    "difficulty": hard,
+                    "difficulty_tries": tries,
+                    "difficulty_source": hard_source,
                     "weight": w,
                     "decision": decision,
                     "reason": reason,

@@ -26,6 +26,10 @@ Scorers (applies when / fires when / value / threshold):
 - latency: `latency_ms` is logged / `latency_ms > budget` / the latency in ms, e.g. `6500` /
   absolute mode: the budget, e.g. `6000` (the app's `latency_budget_ms`, else
   `default_budget_ms`); percentile mode: `p99 of <app> over the day = 1234.5`.
+- judge: not run here. `score_traces` leaves `judge_failed`, `judge_score`, `judge_status` and
+  `judge_reason` null; `judge.apply_judgements` merges the LLM judge's results afterwards (its
+  signal's version is the rubric version, its value the score, its threshold `score <= 2`) and
+  recomputes severity and is_failure with `severity_and_failure`.
 
 `severity` = 1 - prod(1 - w) over the fired signals, with `scoring.severity_weights` (0.0 when none
 fired); `is_failure` = any signal fired.
@@ -58,6 +62,7 @@ SCORERS: dict[str, str] = {
     "json_schema": "1",
     "feedback": "1",
     "latency": "1",
+    "judge": "1",
 }
 assert tuple(SCORERS) == SIGNALS, "SCORERS must list config.SIGNALS, in order"
 
@@ -291,19 +296,33 @@ def score_traces(raw: pl.DataFrame, config: LoopConfig, run_id: str) -> pl.DataF
         "feedback": _signal("feedback", feedback_value, pl.lit(feedback_threshold)),
         "latency": _signal("latency", _number(pl.col("latency_ms")), pl.col("latency_threshold")),
     }
+    # The judge runs later (judge.apply_judgements): its columns stay null here and it never fires.
+    frame = frame.with_columns(
+        judge_failed=pl.lit(None, dtype=pl.Boolean),
+        judge_score=pl.lit(None, dtype=pl.Float64),
+        judge_status=pl.lit(None, dtype=pl.String),
+        judge_reason=pl.lit(None, dtype=pl.String),
+    )
+    severity, is_failure = severity_and_failure(config)
+    frame = frame.with_columns(
+        _failure_signals(frame, {name: signals[name] for name in SIGNALS if name in signals}),
+        severity=severity,
+        is_failure=is_failure,
+        scored_run_id=pl.lit(run_id, dtype=pl.String),
+    )
+    return tables.conform("scored_traces", frame)
+
+
+def severity_and_failure(config: LoopConfig) -> tuple[pl.Expr, pl.Expr]:
+    """(severity, is_failure) expressions over the `<signal>_failed` columns of every signal.
+
+    severity = 1 - prod(1 - w) over the fired signals (0.0 when none fired); is_failure = any fired.
+    """
+    weights = config.scoring.severity_weights
     fired = [pl.col(failed_column(s)).fill_null(False) for s in SIGNALS]
     # Probability that no fired signal "means it": the product of (1 - w) over fired signals.
     keep = reduce(
         operator.mul,
-        [
-            pl.when(f).then(pl.lit(1.0 - scoring.severity_weights[s])).otherwise(pl.lit(1.0))
-            for s, f in zip(SIGNALS, fired, strict=True)
-        ],
+        [pl.when(f).then(pl.lit(1.0 - weights[s])).otherwise(pl.lit(1.0)) for s, f in zip(SIGNALS, fired, strict=True)],
     )
-    frame = frame.with_columns(
-        _failure_signals(frame, {name: signals[name] for name in SIGNALS}),
-        severity=(1.0 - keep).clip(0.0, 1.0),
-        is_failure=pl.any_horizontal(fired),
-        scored_run_id=pl.lit(run_id, dtype=pl.String),
-    )
-    return tables.conform("scored_traces", frame)
+    return (1.0 - keep).clip(0.0, 1.0).alias("severity"), pl.any_horizontal(fired).alias("is_failure")

@@ -72,6 +72,10 @@ SCORED_TRACES: dict[str, tuple[pl.DataType, str]] = {
     "provider_error_failed": (pl.Boolean, "provider_error scorer: the call returned an error"),
     "empty_output_failed": (pl.Boolean, "empty_output scorer: no answer text without an error"),
     "truncated_output_failed": (pl.Boolean, "truncated_output scorer: finish_reason is length"),
+    "judge_failed": (pl.Boolean, "judge scorer: judge score at or below judge.max_failing_score (null: not judged)"),
+    "judge_score": (pl.Float64, "LLM judge score, 1 (bad) to 5 (good); null when not judged or missing"),
+    "judge_status": (pl.String, "scored, cached, missing, not_sampled, not_applicable or off"),
+    "judge_reason": (pl.String, "The judge's reason, or why there is no score"),
     "failure_signals": (pl.List(SIGNAL), "Signals that fired: scorer, version, value, threshold"),
     "severity": (pl.Float64, "1 - prod(1 - weight) over fired signals, in [0, 1]"),
     "is_failure": (pl.Boolean, "Any signal fired"),
@@ -113,6 +117,7 @@ GRADED_CANDIDATES: dict[str, tuple[pl.DataType, str]] = {
     "frequency": (pl.Int64, "Traces in the cluster, exact duplicates included"),
     "frequency_score": (pl.Float64, "log(1 + frequency) / log(1 + saturation), capped at 1"),
     "difficulty": (pl.Float64, "Failure rate over re-tries against a model endpoint; null when unknown"),
+    "difficulty_tries": (pl.Int64, "Re-tries answered (difficulty denominator; errored calls not counted)"),
     "difficulty_source": (pl.String, "How difficulty was obtained, or why it is unknown"),
     "weight": (pl.Float64, "Weighted mean of the known factors (formula in the config)"),
     "decision": (pl.String, "promote, duplicate_of:<case_id> or skip:<reason>"),
@@ -163,6 +168,17 @@ EMBEDDING_CACHE: dict[str, tuple[pl.DataType, str]] = {
     "created_at": (UTC_TS, "When it was computed"),
 }
 
+JUDGE_CACHE: dict[str, tuple[pl.DataType, str]] = {
+    "judge_model": (pl.String, "Judge model name"),
+    "rubric_version": (pl.String, "Hash of the app's rubric and the judge prompt template"),
+    "trace_id": (pl.String, "Judged trace"),
+    "day": (pl.Date, "UTC day of the trace"),
+    "app": (pl.String, "Application"),
+    "score": (pl.Float64, "Judge score, 1 (bad) to 5 (good)"),
+    "reason": (pl.String, "The judge's reason"),
+    "created_at": (UTC_TS, "When the judge answered"),
+}
+
 PARTITION_LOG: dict[str, tuple[pl.DataType, str]] = {
     "asset": (pl.String, "Asset that wrote the partition"),
     "day": (pl.Date, "Partition"),
@@ -171,9 +187,71 @@ PARTITION_LOG: dict[str, tuple[pl.DataType, str]] = {
     "written_at": (UTC_TS, "Commit time"),
 }
 
+EVAL_RUN_RESULTS: dict[str, tuple[pl.DataType, str]] = {
+    "run_id": (pl.String, "Eval run (a Dagster run id, or the id the CLI made)"),
+    "suite_version": (pl.String, "Suite version: the as-of day (YYYY-MM-DD) the suite was read at"),
+    "model": (pl.String, "Model (or recorded-output set) that was evaluated"),
+    "case_id": (pl.String, "eval_suite case"),
+    "app": (pl.String, "Application of the case"),
+    "day": (pl.Date, "Day the case was promoted from (cluster key, with cluster_id)"),
+    "cluster_id": (pl.Int64, "failure_clusters cluster of that day (-1 for noise)"),
+    "cluster_key": (pl.String, "day/cluster_id"),
+    "weight": (pl.Float64, "Weight of the case"),
+    "status": (pl.String, "passed, failed, unknown (no check failed, one undecidable), missing (no output) or error"),
+    "passed": (pl.Boolean, "Verdict of the case's grading rule (null: unknown, missing or error)"),
+    "failed_checks": (pl.List(pl.String), "Checks that failed"),
+    "unknown_checks": (pl.List(pl.String), "Checks that could not be decided (e.g. rubric without a judge)"),
+    "reason": (pl.String, "Why each failed or unknown check is so, or why the case is missing or errored"),
+    "judge_score": (pl.Float64, "Rubric score the judge gave, in [0, 1]"),
+    "output_text": (pl.String, "The answer that was graded"),
+    "finish_reason": (pl.String, "Its finish reason"),
+    "latency_ms": (pl.Float64, "Its latency in milliseconds"),
+    "error": (pl.String, "Error of the answer (recorded) or of the call (endpoint)"),
+    "attempts": (pl.Int64, "HTTP attempts the call took (endpoint runs)"),
+    "output_source": (pl.String, "recorded:<file>:<line> or endpoint:<base url>"),
+    "graded_at": (UTC_TS, "When the case was graded"),
+}
+
+EVAL_RUNS: dict[str, tuple[pl.DataType, str]] = {
+    "run_id": (pl.String, "Eval run"),
+    "suite_version": (pl.String, "Suite version: the as-of day (YYYY-MM-DD)"),
+    "model": (pl.String, "Model (or recorded-output set) that was evaluated"),
+    "scope": (pl.String, "overall, app or cluster"),
+    "scope_key": (pl.String, "all, the app, or day/cluster_id"),
+    "app": (pl.String, "App of the scope (null for overall)"),
+    "cluster_day": (pl.Date, "Day of the cluster (cluster scope)"),
+    "cluster_id": (pl.Int64, "Cluster id of that day (cluster scope; -1 groups the day's unclustered cases)"),
+    "cases": (pl.Int64, "Cases in scope: passed + failed + unknown + missing + errored"),
+    "graded": (pl.Int64, "Cases with a verdict: passed + failed (the pass-rate denominator)"),
+    "passed": (pl.Int64, "Cases that passed their grading rule"),
+    "failed": (pl.Int64, "Cases with a failed check"),
+    "unknown": (pl.Int64, "Cases with no failed check but an undecidable one (left out of pass rates)"),
+    "missing": (pl.Int64, "Cases with no (valid) recorded output (left out of pass rates)"),
+    "errored": (pl.Int64, "Cases whose endpoint call failed (left out of pass rates)"),
+    "pass_rate": (pl.Float64, "passed / graded (null when nothing was graded)"),
+    "weighted_pass_rate": (pl.Float64, "sum(weight of passed) / sum(weight of graded)"),
+    "graded_weight": (pl.Float64, "sum(weight of graded)"),
+    "source": (pl.String, "Where the outputs came from: recorded:<file> or endpoint:<base url>"),
+    "run_at": (UTC_TS, "When the run was graded"),
+}
+
+SKIPPED_ITEMS: dict[str, tuple[pl.DataType, str]] = {
+    "source_file": (pl.String, "Trace file (relative to the incoming folder)"),
+    "source_line": (pl.Int64, "Line where the item starts"),
+    "source_path": (pl.String, "Where in the record (e.g. resourceSpans[0].scopeSpans[0].spans[3])"),
+    "source_format": (pl.String, "Parser that read the record"),
+    "trace_id": (pl.String, "Trace the item belongs to"),
+    "item_id": (pl.String, "Span, observation or run id"),
+    "item": (pl.String, "What the item is (e.g. CHAIN span, SPAN observation, tool run)"),
+    "reason": (pl.String, "Why it is not an LLM request"),
+    "partition_day": (pl.Date, "Partition the row is stored in"),
+    "ingest_run_id": (pl.String, "Dagster run that read it"),
+}
+
 TABLES: dict[str, dict[str, tuple[pl.DataType, str]]] = {
     "raw_traces": RAW_TRACES,
     "quarantined_records": QUARANTINED_RECORDS,
+    "skipped_items": SKIPPED_ITEMS,
     "ingest_manifest": INGEST_MANIFEST,
     "scored_traces": SCORED_TRACES,
     "failure_clusters": FAILURE_CLUSTERS,
@@ -181,12 +259,16 @@ TABLES: dict[str, dict[str, tuple[pl.DataType, str]]] = {
     "eval_suite": EVAL_SUITE,
     "embedding_cache": EMBEDDING_CACHE,
     "partition_log": PARTITION_LOG,
+    "judge_cache": JUDGE_CACHE,
+    "eval_run_results": EVAL_RUN_RESULTS,
+    "eval_runs": EVAL_RUNS,
 }
 
 # The column each partitioned table is replaced by.
 PARTITION_COLUMN = {
     "raw_traces": "day",
     "quarantined_records": "partition_day",
+    "skipped_items": "partition_day",
     "ingest_manifest": "partition_day",
     "scored_traces": "day",
     "failure_clusters": "day",

@@ -59,3 +59,15 @@ def in_order(tmp_path_factory, traffic) -> tuple[Loop, list]:
     """The loop run day by day, oldest first, each day a separate Dagster run (as the daily schedule does)."""
     loop = new_loop(tmp_path_factory.mktemp("in_order"), traffic)
     return loop, [loop.run(day) for day in DAYS]
+
+
+@pytest.fixture
+def chat_server():
+    """A real OpenAI-compatible chat-completions server on 127.0.0.1 (see chat_server.py), stopped after the test."""
+    from loop_assets_tests.chat_server import ChatServer
+
+    server = ChatServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -19,8 +19,9 @@ DAYS = [START + timedelta(days=i) for i in range(3)]
 class Loop:
     """A warehouse, an incoming folder and an instance, and helpers to run assets against them."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, config_path: Path | None = None):
         self.root = root
+        self.config_path = config_path
         self.incoming = root / "incoming"
         self.incoming.mkdir(parents=True, exist_ok=True)
         self.warehouse = root / "warehouse.duckdb"
@@ -28,12 +29,22 @@ class Loop:
 
     def resources(self) -> dict[str, object]:
         return {
-            "settings": LoopSettings(incoming_dir=str(self.incoming)),
+            "settings": LoopSettings(
+                incoming_dir=str(self.incoming), config_path=str(self.config_path) if self.config_path else None
+            ),
             "warehouse": Warehouse(database=str(self.warehouse)),
             "embedder": Embedder(),
         }
 
-    def run(self, day: date | None = None, *, days: tuple[date, date] | None = None, select=None, raise_on_error=True):
+    def run(
+        self,
+        day: date | None = None,
+        *,
+        days: tuple[date, date] | None = None,
+        select=None,
+        raise_on_error=True,
+        run_config=None,
+    ):
         assets = loop_assets
         if select is not None:
             assets = [a for a in loop_assets if any(k.to_user_string() in select for k in a.keys)]
@@ -50,7 +61,15 @@ class Loop:
             resources=self.resources(),
             instance=self.instance,
             raise_on_error=raise_on_error,
+            run_config=run_config,
         )
+
+    def run_asset(self, assets_def: dg.AssetsDefinition, run_config: dict | None = None, raise_on_error=True):
+        """Materialise an unpartitioned asset (eval_run, suite_coverage) against this loop's warehouse."""
+        return dg.materialize(
+            [assets_def], resources=self.resources(), instance=self.instance, run_config=run_config,
+            raise_on_error=raise_on_error, selection=[assets_def.key],
+        )  # fmt: skip
 
     def table(self, sql: str) -> pl.DataFrame:
         with duckdb.connect(str(self.warehouse), read_only=True) as con:
@@ -70,8 +89,8 @@ def checks(result: dg.ExecuteInJobResult) -> dict[str, bool]:
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
-def new_loop(root: Path, traffic: Path) -> Loop:
-    loop = Loop(root)
+def new_loop(root: Path, traffic: Path, config_path: Path | None = None) -> Loop:
+    loop = Loop(root, config_path)
     for f in sorted(traffic.iterdir()):
         (loop.incoming / f.name).write_bytes(f.read_bytes())
     return loop

@@ -102,18 +102,21 @@ def test_list_trace_files_is_recursive_sorted_and_skips_partial_and_hidden(tmp_p
         ".hidden.jsonl",
         ".staging/g.jsonl",
         "notes.txt",
-        "h.json",
+        "h.yaml",
+        "i.json",
+        "sub/j.JSON.gz",
+        "k.json.part",
     ]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "dir.jsonl").mkdir()
-    for name in ("b.jsonl", "a.jsonl.gz", "sub/c.ndjson", "sub/d.NDJSON.gz"):
+    for name in ("b.jsonl", "a.jsonl.gz", "sub/c.ndjson", "sub/d.NDJSON.gz", "i.json", "sub/j.JSON.gz"):
         os.utime(tmp_path / name, (1_700_000_000, 1_700_000_000))  # same age: path order
     names = [p.relative_to(tmp_path).as_posix() for p in list_trace_files(tmp_path)]
-    assert names == ["a.jsonl.gz", "b.jsonl", "sub/c.ndjson", "sub/d.NDJSON.gz"]
+    assert names == ["a.jsonl.gz", "b.jsonl", "i.json", "sub/c.ndjson", "sub/d.NDJSON.gz", "sub/j.JSON.gz"]
     os.utime(tmp_path / "sub/d.NDJSON.gz", (1_600_000_000, 1_600_000_000))  # delivered first: read first
     names = [p.relative_to(tmp_path).as_posix() for p in list_trace_files(tmp_path)]
-    assert names == ["sub/d.NDJSON.gz", "a.jsonl.gz", "b.jsonl", "sub/c.ndjson"]
+    assert names == ["sub/d.NDJSON.gz", "a.jsonl.gz", "b.jsonl", "i.json", "sub/c.ndjson", "sub/j.JSON.gz"]
     assert list_trace_files(tmp_path / "missing") == []
 
 
@@ -503,3 +506,121 @@ def test_result_is_deterministic(tmp_path):
     assert first.traces.equals(second.traces)
     assert first.quarantine.equals(second.quarantine)
     assert first.manifest.equals(second.manifest)
+
+
+# --- the other trace formats -------------------------------------------------------------------------
+
+FORMAT_FIXTURES = Path(__file__).parent / "fixtures" / "formats"
+# per fixture: (format detected, traces, quarantine rows, skipped items)
+FORMAT_FILES = {
+    "otel_genai.jsonl": ("otel_genai", 4, 3, 3),
+    "otel_genai_document.json": ("otel_genai", 1, 1, 1),
+    "openinference.jsonl": ("openinference", 3, 2, 1),
+    "langfuse.json": ("langfuse", 3, 1, 2),
+    "langsmith.jsonl": ("langsmith", 5, 3, 3),
+}
+
+
+def formats_folder(folder: Path, gz: bool = False) -> None:
+    for name in FORMAT_FILES:
+        data = (FORMAT_FIXTURES / name).read_bytes()
+        (folder / (name + (".gz" if gz else ""))).write_bytes(gzip.compress(data) if gz else data)
+    shutil.copy(SAMPLE, folder / "sample.jsonl")
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_each_file_is_detected_on_its_own_and_every_record_is_accounted_for(tmp_path, gz):
+    formats_folder(tmp_path, gz)
+    result = run(tmp_path)
+    check_accounting(result)
+    suffix = ".gz" if gz else ""
+    for name, (fmt, n_traces, n_quarantined, n_skipped) in FORMAT_FILES.items():
+        file = name + suffix
+        traces = result.traces.filter(pl.col("source_file") == file)
+        quarantined = result.quarantine.filter(pl.col("source_file") == file)
+        assert set(traces["source_format"]) == {fmt}, file
+        assert (traces.height, quarantined.height) == (n_traces, n_quarantined), file
+        assert result.skipped.filter(pl.col("source_file") == file).height == n_skipped, file
+        file_records = result.manifest.filter(pl.col("source_file") == file)["file_records"].unique().to_list()
+        assert file_records == [n_traces + n_quarantined], file
+    assert result.traces.filter(pl.col("source_file") == "sample.jsonl")["source_format"].unique().to_list() == [
+        "openai_chat"
+    ]
+    # every LLM call appears once, by its own (trace_id, span_id)
+    spans = result.traces.filter(pl.col("span_id").is_not_null()).select("trace_id", "span_id")
+    assert spans.is_duplicated().sum() == 0
+
+
+def test_ingest_format_overrides_detection(tmp_path):
+    shutil.copy(FORMAT_FIXTURES / "openinference.jsonl", tmp_path / "spans.jsonl")
+    as_genai = run(tmp_path, IngestConfig(format="otel_genai"))
+    assert set(as_genai.traces["source_format"]) == {"otel_genai"}
+    # the OpenInference spans are still read, by their own convention
+    assert as_genai.traces.height == 3
+    assert {json.loads(m)["convention"] for m in as_genai.traces["metadata"]} == {"openinference"}
+    as_langfuse = run(tmp_path, IngestConfig(format="langfuse"))
+    assert as_langfuse.traces.height == 0
+    assert as_langfuse.quarantine["reason_code"].to_list() == ["unknown_format"] * 4 + ["invalid_json"]
+    assert "not a Langfuse observation or trace" in as_langfuse.quarantine["reason"][0]
+    check_accounting(as_langfuse)
+
+
+def test_unknown_document_names_every_format_looked_for(tmp_path):
+    (tmp_path / "x.json").write_text(json.dumps([{"foo": 1}, {"bar": 2}], indent=2))
+    result = run(tmp_path)
+    assert result.quarantine.select("source_line", "reason_code").rows() == [
+        (2, "unknown_format"),
+        (5, "unknown_format"),
+    ]
+    reason = result.quarantine["reason"][0]
+    for fmt in ("langsmith", "langfuse", "openinference", "otel_genai", "openai_chat"):
+        assert fmt in reason
+
+
+def test_a_span_redelivered_in_another_export_request_is_a_duplicate(tmp_path):
+    line1 = json.loads((FORMAT_FIXTURES / "otel_genai.jsonl").read_text().splitlines()[0])
+    spans = line1["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    again = json.loads(json.dumps(line1))
+    again["resourceSpans"][0]["scopeSpans"][0]["spans"] = [spans[3]]  # the last chat span alone
+    changed = json.loads(json.dumps(again))
+    changed["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"] = "renamed"
+    write(tmp_path, "a.jsonl", line(line1))
+    write(tmp_path, "b.jsonl", line(again), line(changed))
+    result = run(tmp_path)
+    assert result.traces.select("source_file", "span_id").rows() == [
+        ("a.jsonl", "b7ad6b7169203332"),
+        ("a.jsonl", "b7ad6b7169203334"),
+    ]
+    assert result.quarantine.select("source_line", "reason_code").rows() == [
+        (1, "duplicate_record"),
+        (2, "conflicting_duplicate"),
+    ]
+    assert "b7ad6b7169203334" in result.quarantine["reason"][0]
+    assert json.loads(result.quarantine["raw"][0])["spanId"] == "b7ad6b7169203334"  # the span's own bytes
+    check_accounting(result)
+
+
+def test_days_filter_applies_to_skipped_items(tmp_path):
+    formats_folder(tmp_path)
+    full = run(tmp_path)
+    assert set(full.skipped["partition_day"]) == {D16}
+    assert run(tmp_path, days={D16}).skipped.equals(full.skipped)
+    assert run(tmp_path, days={D17}).skipped.height == 0
+
+
+def test_huge_and_deeply_nested_inputs_never_crash(tmp_path):
+    deep = '{"resourceSpans": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    write(tmp_path, "deep.jsonl", deep.encode(), mtime=datetime(2026, 11, 16, tzinfo=UTC))
+    (tmp_path / "deep.json").write_text("[" + '{"a": ' * 50_000 + "1" + "}" * 50_000 + "]")
+    nested = {"x": 1}
+    for _ in range(900):  # deep enough that serialising it again may hit the recursion limit
+        nested = {"n": nested}
+    record = rec(1, metadata={"deep": nested})
+    text = json.dumps(record)
+    write(tmp_path, "nested.jsonl", text.encode())
+    result = run(tmp_path, IngestConfig(max_record_bytes=50_000_000))
+    check_accounting(result)
+    assert only(result.quarantine, source_file="deep.json")["reason_code"] == "invalid_json"
+    assert only(result.quarantine, source_file="deep.jsonl")["reason_code"] == "invalid_json"
+    nested_rows = result.traces.height + result.quarantine.filter(pl.col("source_file") == "nested.jsonl").height
+    assert nested_rows == 1

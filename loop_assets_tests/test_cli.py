@@ -36,7 +36,7 @@ def test_lineage_of_an_unknown_case_says_so(env, capsys):
 
 def test_export_round_trips_with_provenance_and_pins_a_version(env, tmp_path):
     out = tmp_path / "suite.jsonl"
-    assert main(["export", "--format", "jsonl", "--out", str(out)]) == 0
+    assert main(["export", "--format", "jsonl", "--out-dir", str(tmp_path), "--out", "suite.jsonl"]) == 0
     cases = [json.loads(line) for line in out.read_text().splitlines()]
     suite = env.table("SELECT case_id, source_file, source_line, day FROM eval_suite ORDER BY day, case_id")
     assert [c["case_id"] for c in cases] == suite["case_id"].to_list()
@@ -47,11 +47,14 @@ def test_export_round_trips_with_provenance_and_pins_a_version(env, tmp_path):
 
     first_day = min(suite["day"])
     pinned = tmp_path / "first.jsonl"
-    assert main(["export", "--as-of", str(first_day), "--out", str(pinned)]) == 0
+    assert main(["export", "--as-of", str(first_day), "--out-dir", str(tmp_path), "--out", str(pinned)]) == 0
     pinned_ids = [json.loads(line)["case_id"] for line in pinned.read_text().splitlines()]
     assert pinned_ids == suite.filter(suite["day"] <= first_day)["case_id"].to_list()
     assert len(pinned_ids) < len(cases) or first_day == max(suite["day"])
     assert all(date.fromisoformat(c["day"]) <= first_day for c in map(json.loads, pinned.read_text().splitlines()))
+    suites = [json.loads(line)["suite"] for line in pinned.read_text().splitlines()]
+    assert all(s == suites[0] for s in suites)
+    assert (suites[0]["as_of"], suites[0]["pinned"], suites[0]["cases"]) == (str(first_day), True, len(pinned_ids))
 
 
 def test_stats_and_summary_print_the_suite(env, capsys):

@@ -324,7 +324,7 @@ def test_empty_frame_gives_empty_scored_frame(config: LoopConfig) -> None:
     scored = score_traces(tables.empty("raw_traces"), config, RUN_ID)
     assert scored.height == 0
     assert scored.schema == tables.schema("scored_traces")
-    assert scored.columns[3:9] == [c for c in tables.SCORED_TRACES if c.endswith("_failed")]
+    assert scored.columns[3:10] == [c for c in tables.SCORED_TRACES if c.endswith("_failed")]
     assert set(FAILED_COLUMNS) <= set(scored.columns)
 
 

@@ -1,9 +1,17 @@
 """Trace formats: one parser per external log format, behind the `TraceFormat` interface.
 
-To add a format (OTel GenAI, OpenInference, Langfuse, LangSmith, ...): write a module with a class
-that has `name`, `looks_for`, `detect(obj)` and `normalise(obj, ingest, now=...)` (see
-`base.TraceFormat`), and register an instance in `FORMATS` below (and in `IngestConfig.format`'s
-allowed values). Capture and the assets need no change.
+Registered: `langsmith` (LangSmith runs), `langfuse` (Langfuse observations and traces),
+`openinference` (OpenInference spans), `otel_genai` (OpenTelemetry GenAI spans, and any OTLP
+export request), `openai_chat` (OpenAI chat logs). Each module's docstring lists the fields it reads.
+
+Detection is per file: the format that recognises most of the file's first `DETECT_SAMPLE` decoded
+records wins; on a tie, the one registered first (the most specific shapes come first, the loose
+`openai_chat` last). `ingest.format` names a format to use without detection.
+
+To add a format: write a module with a class that has `name`, `looks_for`, `detect(obj)` and
+`normalise(obj, ingest, now=...)` (and `split(obj)` when one record can hold several items; see
+`base.TraceFormat` and `base.Part`), and register an instance in `FORMATS` below (and in
+`IngestConfig.format`'s allowed values). Capture and the assets need no change.
 """
 
 from __future__ import annotations
@@ -13,10 +21,18 @@ from itertools import islice
 from typing import Any
 
 from loop_assets.formats.base import REASON_CODES, RecordError, TraceFormat
+from loop_assets.formats.langfuse import FORMAT as LANGFUSE
+from loop_assets.formats.langsmith import FORMAT as LANGSMITH
 from loop_assets.formats.openai_chat import FORMAT as OPENAI_CHAT
+from loop_assets.formats.openinference import FORMAT as OPENINFERENCE
+from loop_assets.formats.otel_genai import FORMAT as OTEL_GENAI
 
 # Registry order is detection priority: on a tie, the format listed first wins.
 FORMATS: dict[str, TraceFormat] = {
+    LANGSMITH.name: LANGSMITH,
+    LANGFUSE.name: LANGFUSE,
+    OPENINFERENCE.name: OPENINFERENCE,
+    OTEL_GENAI.name: OTEL_GENAI,
     OPENAI_CHAT.name: OPENAI_CHAT,
 }
 

@@ -3,6 +3,12 @@
 A format turns one decoded source record (a JSON object) into one or more normalised traces: dicts
 with the `raw_traces` columns listed in `TRACE_FIELDS`. It knows nothing of files, days, partitions
 or duplicates; `loop_assets.capture` does that for every format alike.
+
+A record can hold several items (an OTLP export request holds many spans, a Langfuse trace its
+observations, a LangSmith run tree its child runs). Such a format also has `split(obj)`: the
+record's items as `Part`s, each either an LLM call (normalised on its own, so a broken span is
+quarantined alone), a non-LLM item (`skip`: a chain/tool span or run, a SPAN observation; listed,
+not a record), or a broken item (`error`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
@@ -53,8 +60,8 @@ REASON_CODES: dict[str, str] = {
     "missing_field": "A required field is absent or null",
     "invalid_value": "A value has the right type but cannot be used (e.g. no messages, negative latency)",
     "bad_timestamp": "The timestamp cannot be parsed, or is before ingest.earliest_timestamp or too far ahead",
-    "unknown_format": "No registered trace format recognises the file's records",
-    "no_trace": "The format read the record but found no LLM call in it (e.g. a non-LLM span)",
+    "unknown_format": "No registered trace format recognises the file's records, or this record's shape",
+    "no_trace": "The format read the record but found no LLM call in it (e.g. only chain or tool spans)",
     "parser_error": "The format's parser failed unexpectedly on this record (a bug to report)",
     # across records (loop_assets.capture)
     "duplicate_record": "Same trace id and content as a record read earlier (a redelivery)",
@@ -88,6 +95,9 @@ class TraceFormat(Protocol):
     - `normalise(obj, ingest, now=...)`: one or more traces with the `TRACE_FIELDS` keys, or
       `RecordError` naming the field and what was found. `now` is the wall clock that
       `ingest.future_tolerance_hours` is measured from (default: the current time).
+    - optionally `split(obj) -> list[Part]`: the record's items, when one record can hold several
+      (see `Part`). Capture then normalises each LLM item's `Part.obj` on its own; `normalise` on the
+      whole record returns the traces of all its LLM items (see `normalise_all`).
     """
 
     name: str
@@ -98,6 +108,74 @@ class TraceFormat(Protocol):
     def normalise(
         self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None
     ) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One item of a record, as a format's optional `split(obj)` returns it.
+
+    - `obj`: a self-contained record of the format holding just this item (what `normalise` reads).
+    - `path`: where the item sits in the record, e.g. ("resourceSpans", 0, "scopeSpans", 0, "spans", 3);
+      () for the record itself. Capture uses it for the item's line and original bytes.
+    - `skip`: why the item is not an LLM call (a non-LLM span, a chain run, a SPAN observation).
+      Skipped items are listed, not records.
+    - `error`: the item is broken; it is quarantined alone.
+    - `label`: how a person recognises the item ("span 5f2e 'chat gpt-4o'").
+    - `trace_id`, `item_id`: the item's trace and own id, when known (for the listing of skipped items).
+    """
+
+    obj: Any
+    path: tuple[str | int, ...] = ()
+    skip: str | None = None
+    error: RecordError | None = None
+    label: str = ""
+    trace_id: str | None = None
+    item_id: str | None = None
+
+
+def split_record(fmt: Any, obj: dict[str, Any]) -> list[Part]:
+    """The record's items: the format's `split`, or the record itself as its only item."""
+    split = getattr(fmt, "split", None)
+    if split is None:
+        return [Part(obj)]
+    return list(split(obj))
+
+
+def normalise_all(
+    fmt: Any, obj: dict[str, Any], ingest: IngestConfig, now: datetime | None, read: Any
+) -> list[dict[str, Any]]:
+    """`normalise` for a format with `split`: every LLM item of the record, read by `read(part_obj)`.
+
+    A record that is one item is read directly. Otherwise the traces of all LLM items are returned;
+    the first broken item raises (capture itself normalises item by item, so there one broken item
+    is quarantined alone); a record with no LLM item at all is `no_trace`.
+    """
+    parts = split_record(fmt, obj)
+    if len(parts) == 1 and parts[0].obj is obj and parts[0].skip is None and parts[0].error is None:
+        return read(obj, ingest, now)
+    traces: list[dict[str, Any]] = []
+    for part in parts:
+        if part.error is not None:
+            raise part.error
+        if part.skip is None:
+            traces.extend(read(part.obj, ingest, now))
+    if not traces:
+        raise RecordError("no_trace", describe_skipped(parts))
+    return traces
+
+
+def describe_skipped(parts: list[Part]) -> str:
+    """A reason for a record whose items are all skipped: how many, why, and the first few."""
+    if not parts:
+        return "the record holds no items at all"
+    reasons: dict[str, int] = {}
+    for part in parts:
+        reasons[part.skip or "?"] = reasons.get(part.skip or "?", 0) + 1
+    listed = "; ".join(f"{n} × {why}" for why, n in reasons.items())
+    labels = ", ".join(p.label for p in parts[:5] if p.label)
+    more = f" ({labels}{', ...' if len(parts) > 5 else ''})" if labels else ""
+    noun = "item" if len(parts) == 1 else "items"
+    return f"no LLM call in this record: {len(parts)} {noun}, none an LLM request: {listed}{more}"
 
 
 # ---------------------------------------------------------------------------------------------

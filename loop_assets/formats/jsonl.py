@@ -53,6 +53,8 @@ class SourceRecord:
     """Exact size of the line without its terminator."""
     obj: dict[str, Any] | None = None
     error: RecordError | None = None
+    path: tuple[str | int, ...] = ()
+    """Where the record sits in a whole-document file (`formats.documents`): (3,) for the 4th array element."""
 
     @property
     def ok(self) -> bool:

@@ -5,11 +5,12 @@ import time
 import dagster as dg
 import polars as pl
 
-from loop_assets import capture, scoring
+from loop_assets import capture, judge, scoring
 from loop_assets.accounting import record_accounting
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import LoopSettings, Warehouse
+from loop_assets.llm_client import ChatClient
 from loop_assets.warehouse import read_partitions, replace_partitions
 
 RECORDS_ACCOUNTED = "records_accounted_for"
@@ -56,7 +57,12 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
             con,
             "raw_traces",
             days,
-            {"raw_traces": result.traces, "quarantined_records": result.quarantine, "ingest_manifest": result.manifest},
+            {
+                "raw_traces": result.traces,
+                "quarantined_records": result.quarantine,
+                "ingest_manifest": result.manifest,
+                "skipped_items": result.skipped,
+            },
             context.run_id,
         )
         accounting = record_accounting(con, days)
@@ -68,6 +74,7 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
             "traces": traces.height,
             "files": result.manifest["source_file"].n_unique(),
             "ingest_seconds": round(ingest_seconds, 3),
+            "skipped_items": result.skipped.height,
             "apps": dg.MetadataValue.json(traces.group_by("app").len().sort("app").to_dicts()),
             "preview": markdown_preview(
                 traces.select("trace_id", "ts", "app", "input_text", "output_text", "source_file", "source_line")
@@ -121,6 +128,13 @@ def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, war
             [scoring.score_traces(raw.filter(pl.col("day") == day), config, context.run_id) for day in days]
         )
         score_seconds = time.perf_counter() - started
+        client = ChatClient.from_config(config.judge)
+        try:
+            scored, judged = judge.run_judge(con, raw, scored, config, client)
+        finally:
+            if client is not None:
+                client.close()
+        context.log.info(judged.message)
         replace_partitions(con, "scored_traces", days, {"scored_traces": scored}, context.run_id)
     failures = scored.filter(pl.col("is_failure"))
     by_signal = (
@@ -136,6 +150,7 @@ def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, war
             "traces": scored.height,
             "failures": failures.height,
             "score_seconds": round(score_seconds, 3),
+            **judged.metadata(),
             "failure_rate": round(failures.height / scored.height, 4) if scored.height else 0.0,
             **{f"failures_{s}": signal_counts.get(f"failures_{s}", 0) for s in scoring.SCORERS},
             "preview": markdown_preview(

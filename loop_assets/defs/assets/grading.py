@@ -1,17 +1,23 @@
 """GRADE: representatives to `graded_candidates`, each day against the suite of the days before it."""
 
+import contextlib
 from datetime import date
 
 import dagster as dg
 import duckdb
 import polars as pl
 
+from loop_assets.case_grading import chat_judge
+from loop_assets.config import LoopConfig
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import LoopSettings, Warehouse
+from loop_assets.difficulty import candidates_for_difficulty, measure_difficulty
+from loop_assets.eval_run import request_params
 from loop_assets.grading import grade_candidates
+from loop_assets.llm_client import ChatClient
 from loop_assets.tables import empty
-from loop_assets.warehouse import ensure_tables, query, replace_partitions
+from loop_assets.warehouse import ensure_tables, query, read_partitions, replace_partitions
 
 previous_day = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
 
@@ -65,6 +71,40 @@ def representatives_of(con: duckdb.DuckDBPyConnection, day: date) -> pl.DataFram
     )
 
 
+def difficulty_of(
+    con: duckdb.DuckDBPyConnection, day: date, graded: pl.DataFrame, config: LoopConfig, client: ChatClient
+) -> pl.DataFrame:
+    """Difficulty of the day's promoted candidates; a candidate an earlier run got answers for keeps its
+    value, so re-running a day does not re-ask the endpoint (and does not change the suite by chance)."""
+    known = query(
+        con,
+        "SELECT candidate_id, difficulty, difficulty_tries, difficulty_source FROM graded_candidates "
+        "WHERE day = ? AND difficulty_tries > 0",
+        [day],
+    )
+    candidates = candidates_for_difficulty(
+        graded.join(known.select("candidate_id"), on="candidate_id", how="anti"),
+        read_partitions(con, "raw_traces", [day]),
+        read_partitions(con, "scored_traces", [day]),
+        config,
+    )
+    judge_client = ChatClient.from_config(config.judge)
+    judge = chat_judge(judge_client, **request_params(config.judge)) if judge_client is not None else None
+    try:
+        measured = measure_difficulty(
+            candidates,
+            client,
+            config.model_endpoint.retries_per_candidate,
+            judge,
+            params=request_params(config.model_endpoint),
+        )
+    finally:
+        if judge_client is not None:
+            judge_client.close()
+    columns = ["candidate_id", "difficulty", "difficulty_tries", "difficulty_source"]
+    return pl.concat([known.select(columns), measured.select(columns)], how="vertical_relaxed")
+
+
 @dg.asset(
     deps=["failure_clusters", dg.AssetDep("graded_candidates", partition_mapping=previous_day)],
     description="One row per cluster representative: nearest earlier suite case and its similarity, the "
@@ -82,7 +122,15 @@ def graded_candidates(context: dg.AssetExecutionContext, settings: LoopSettings,
     config = settings.config()
     graded_days: list[pl.DataFrame] = [empty("graded_candidates")]
     thresholds: list[float] = []
-    with warehouse.get_connection() as con:
+    client = ChatClient.from_config(config.model_endpoint)
+    context.log.info(
+        "difficulty: no model endpoint configured, stored as unknown"
+        if client is None
+        else f"difficulty: {config.model_endpoint.retries_per_candidate} re-tries per new case against {client.model}"
+    )
+    with contextlib.ExitStack() as stack, warehouse.get_connection() as con:
+        if client is not None:
+            stack.callback(client.close)
         ensure_tables(con)
         for day in partition_days(context):
             missing = ungraded_earlier_days(con, day)
@@ -94,9 +142,13 @@ def graded_candidates(context: dg.AssetExecutionContext, settings: LoopSettings,
                     metadata={"ungraded_days": [str(d) for d in missing]},
                 )
             suite = suite_before(con, day)
-            graded = grade_candidates(
-                representatives_of(con, day), suite, config, context.run_id, isolated=isolated_before(con, day)
-            )
+            representatives, isolated = representatives_of(con, day), isolated_before(con, day)
+            graded = grade_candidates(representatives, suite, config, context.run_id, isolated=isolated)
+            if client is not None:
+                difficulty = difficulty_of(con, day, graded, config, client)
+                graded = grade_candidates(
+                    representatives, suite, config, context.run_id, isolated=isolated, difficulty=difficulty
+                )
             replace_partitions(con, "graded_candidates", [day], {"graded_candidates": graded}, context.run_id)
             graded_days.append(graded)
             thresholds.append(graded["dedup_threshold"][0] if graded.height else float("nan"))
@@ -113,6 +165,10 @@ def graded_candidates(context: dg.AssetExecutionContext, settings: LoopSettings,
             "skipped": int((decisions == "skip").sum()),
             "novel_rate": round(promoted / graded.height, 4) if graded.height else 0.0,
             "dedup_threshold": thresholds[-1] if thresholds and thresholds[-1] == thresholds[-1] else None,
+            "difficulty_measured": int(graded["difficulty"].is_not_null().sum()),
+            "difficulty_mean": round(float(graded["difficulty"].mean()), 4)
+            if graded["difficulty"].is_not_null().any()
+            else None,
             "preview": markdown_preview(
                 graded.sort("weight", descending=True).select(
                     "day", "app", "cluster_id", "frequency", "nearest_similarity", "weight", "decision"

@@ -1,0 +1,75 @@
+"""Where an export may be written: inside the chosen output folder, nowhere else.
+
+`--out` names a file (or a sub-folder) inside the output folder. Whatever it says, the path is
+resolved first (`..` collapsed, symlinks followed, including a symlinked file or folder that already
+exists), and a result outside the folder is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+DEFAULT_EXPORT_DIR = "data/exports"
+
+
+class UnsafeExportPath(ValueError):
+    """The requested output path resolves outside the output folder (or is not a usable file path)."""
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path != root and path.is_relative_to(root)
+
+
+def resolve_output(out_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None, default_name: str) -> Path:
+    """The absolute file path to write, or UnsafeExportPath when it would land outside `out_dir`.
+
+    `out` may be None (the default name in the folder), a name relative to the folder, a path that
+    already points into the folder (such as `data/exports/x.jsonl`, or an absolute path inside it), or
+    a sub-folder (an existing one, or a name ending in `/`), which then gets the default name.
+    """
+    folder = Path(out_dir).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise UnsafeExportPath(f"the output folder {folder} exists and is not a folder")
+    root = folder.resolve()
+    if out is None or str(out) == "":
+        candidate = root / default_name
+    else:
+        given = Path(out).expanduser()
+        if given.is_absolute():
+            candidate = given
+        elif _inside(given.resolve(), root):
+            candidate = given  # spelled from the working directory, folder included
+        else:
+            candidate = root / given
+        if str(out).endswith(("/", os.sep)) or candidate.is_dir():
+            candidate = candidate / default_name
+    resolved = candidate.resolve()
+    if not _inside(resolved, root):
+        raise UnsafeExportPath(
+            f"refusing to write the export to {str(out)!r}: it resolves to {resolved}, which is outside the "
+            f"output folder {root}. Name a file inside the folder, or choose the folder with --out-dir."
+        )
+    if resolved.exists() and resolved.is_dir():
+        raise UnsafeExportPath(f"refusing to write the export to {resolved}: it is a folder")
+    return resolved
+
+
+def write_atomically(path: Path, root: Path, write: Callable[[Path], None]) -> None:
+    """Create the parent folders, write to a temporary file beside `path`, then move it into place.
+
+    The parent is checked again after it is created, so a folder swapped for a symlink in between
+    still cannot take the file outside `root`.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not _inside(path.parent.resolve() / path.name, root.resolve()):
+        raise UnsafeExportPath(f"refusing to write {path}: its folder now resolves outside {root}")
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
