@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 
 import pytest
@@ -71,3 +72,27 @@ def test_generate_is_deterministic(tmp_path):
     assert main(["generate", "--days", "1", "--per-day", "20", "--out", str(tmp_path / "b")]) == 0
     a, b = sorted((tmp_path / "a").iterdir()), sorted((tmp_path / "b").iterdir())
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b] and a
+
+
+@pytest.mark.slow
+def test_materialize_runs_the_loop_through_the_dagster_cli_as_make_run_does(tmp_path, traffic):
+    """`make run` = `eval-loop materialize`: a real `dagster asset materialize` over the days of the files."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    home, incoming = tmp_path / "home", tmp_path / "incoming"
+    home.mkdir()
+    shutil.copy(root / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copytree(traffic, incoming)
+    env = {**os.environ, "DAGSTER_HOME": str(home), "EVAL_LOOP_INCOMING": str(incoming),
+           "EVAL_LOOP_WAREHOUSE": str(tmp_path / "w.duckdb"), "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    cli = str(Path(sys.executable).with_name("eval-loop"))
+    done = subprocess.run([cli, "materialize", "--log", str(tmp_path / "run.log")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr + (tmp_path / "run.log").read_text()[-3000:]
+    assert "succeeded" in done.stdout
+    summary = subprocess.run([cli, "summary"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert summary.returncode == 0 and "suite by app" in summary.stdout and "eval-loop lineage case_" in summary.stdout
