@@ -27,7 +27,15 @@ def test_definitions_load_and_hold_the_loop():
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert keys == {*TABLE_ASSETS, "suite_coverage", "eval_run"}
     checks = {k.name for k in graph.asset_check_keys}
-    assert {"records_accounted_for", "no_near_duplicate_cases", "complete_provenance", "unique_case_text"} <= checks
+    assert {
+        "records_accounted_for",
+        "every_trace_scored",
+        "every_failure_clustered",
+        "every_representative_graded",
+        "no_near_duplicate_cases",
+        "complete_provenance",
+        "unique_case_text",
+    } <= checks
 
 
 def test_every_duckdb_writer_is_in_the_pool_and_backfills_in_one_run():

@@ -11,9 +11,11 @@ from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import LoopSettings, Warehouse
 from loop_assets.llm_client import ChatClient
+from loop_assets.step_checks import unscored_traces
 from loop_assets.warehouse import read_partitions, replace_partitions
 
 RECORDS_ACCOUNTED = "records_accounted_for"
+EVERY_TRACE_SCORED = "every_trace_scored"
 
 
 @dg.multi_asset(
@@ -117,6 +119,13 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     pool=DUCKDB_POOL,
+    check_specs=[
+        dg.AssetCheckSpec(
+            EVERY_TRACE_SCORED,
+            asset="scored_traces",
+            description="Every raw trace of the day has exactly one scored row.",
+        ),
+    ],
 )
 def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse):
     config = settings.config()
@@ -136,6 +145,7 @@ def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, war
                 client.close()
         context.log.info(judged.message)
         replace_partitions(con, "scored_traces", days, {"scored_traces": scored}, context.run_id)
+        unscored = unscored_traces(con, days)
     failures = scored.filter(pl.col("is_failure"))
     by_signal = (
         failures.select(pl.col("failure_signals").list.eval(pl.element().struct.field("scorer")).alias("s"))
@@ -145,6 +155,13 @@ def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, war
     )
     signal_counts = {f"failures_{row['s']}": row["len"] for row in by_signal.iter_rows(named=True)}
     return dg.MaterializeResult(
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=EVERY_TRACE_SCORED,
+                passed=unscored.height == 0,
+                metadata={"mismatched_days": markdown_preview(unscored.with_columns(pl.col("day").cast(pl.String)))},
+            )
+        ],
         metadata={
             "dagster/row_count": scored.height,
             "traces": scored.height,
@@ -164,5 +181,5 @@ def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, war
                     .alias("signals"),
                 )
             ),
-        }
+        },
     )

@@ -11,8 +11,11 @@ from loop_assets.dedup.failure_clusters import cluster_failures, failing_texts
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
+from loop_assets.step_checks import unclustered_failures
 from loop_assets.tables import empty
-from loop_assets.warehouse import read_partitions, replace_partitions
+from loop_assets.warehouse import pause_point, read_partitions, replace_partitions
+
+EVERY_FAILURE_CLUSTERED = "every_failure_clustered"
 
 
 @dg.asset(
@@ -25,6 +28,13 @@ from loop_assets.warehouse import read_partitions, replace_partitions
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     pool=DUCKDB_POOL,
+    check_specs=[
+        dg.AssetCheckSpec(
+            EVERY_FAILURE_CLUSTERED,
+            asset="failure_clusters",
+            description="Every failing trace is in failure_clusters; every cluster has one representative.",
+        ),
+    ],
 )
 def failure_clusters(
     context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse, embedder: Embedder
@@ -42,6 +52,7 @@ def failure_clusters(
         embedded = embed_with_cache(canonical, cached, embedder.encoder(config), model)
         embed_seconds = time.perf_counter() - started
         store_embeddings(con, embedded.new_cache_rows)
+        pause_point("failure_clusters:embedded")  # test-only crash hook, inert unless EVAL_LOOP_PAUSE_AT is set
         started = time.perf_counter()
         clusters = pl.concat(
             [empty("failure_clusters")]
@@ -52,8 +63,16 @@ def failure_clusters(
         )
         cluster_seconds = time.perf_counter() - started
         replace_partitions(con, "failure_clusters", days, {"failure_clusters": clusters}, context.run_id)
+        gaps = unclustered_failures(con, days)
     reps = clusters.filter(pl.col("is_representative"))
     return dg.MaterializeResult(
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=EVERY_FAILURE_CLUSTERED,
+                passed=gaps.height == 0,
+                metadata={"problem_days": markdown_preview(gaps.with_columns(pl.col("day").cast(pl.String)))},
+            )
+        ],
         metadata={
             "dagster/row_count": clusters.height,
             "failures": texts.height,
@@ -74,5 +93,5 @@ def failure_clusters(
             "preview": markdown_preview(
                 reps.sort("cluster_size", descending=True).select("day", "app", "cluster_id", "cluster_size", "text")
             ),
-        }
+        },
     )

@@ -16,10 +16,12 @@ from loop_assets.difficulty import candidates_for_difficulty, measure_difficulty
 from loop_assets.eval_run import request_params
 from loop_assets.grading import grade_candidates
 from loop_assets.llm_client import ChatClient
+from loop_assets.step_checks import ungraded_representatives
 from loop_assets.tables import empty
 from loop_assets.warehouse import ensure_tables, query, read_partitions, replace_partitions
 
 previous_day = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+EVERY_REPRESENTATIVE_GRADED = "every_representative_graded"
 
 
 def ungraded_earlier_days(con: duckdb.DuckDBPyConnection, day: date) -> list[date]:
@@ -117,6 +119,13 @@ def difficulty_of(
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     pool=DUCKDB_POOL,
+    check_specs=[
+        dg.AssetCheckSpec(
+            EVERY_REPRESENTATIVE_GRADED,
+            asset="graded_candidates",
+            description="Every representative has a graded row with a known decision and a weight in [0, 1].",
+        ),
+    ],
 )
 def graded_candidates(context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse):
     config = settings.config()
@@ -153,10 +162,18 @@ def graded_candidates(context: dg.AssetExecutionContext, settings: LoopSettings,
             graded_days.append(graded)
             thresholds.append(graded["dedup_threshold"][0] if graded.height else float("nan"))
             context.log.info(f"{day}: {graded.height} candidates graded against {suite.height} earlier cases")
+        problems = ungraded_representatives(con, partition_days(context))
     graded = pl.concat(graded_days)
     decisions = graded["decision"].str.split(":").list.first()
     promoted = int((decisions == "promote").sum())
     return dg.MaterializeResult(
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=EVERY_REPRESENTATIVE_GRADED,
+                passed=problems.height == 0,
+                metadata={"problems": markdown_preview(problems.with_columns(pl.col("day").cast(pl.String)))},
+            )
+        ],
         metadata={
             "dagster/row_count": graded.height,
             "candidates": graded.height,
@@ -174,5 +191,5 @@ def graded_candidates(context: dg.AssetExecutionContext, settings: LoopSettings,
                     "day", "app", "cluster_id", "frequency", "nearest_similarity", "weight", "decision"
                 )
             ),
-        }
+        },
     )
