@@ -191,6 +191,42 @@ class GradingConfig(_Strict):
         return signals
 
 
+REDACTION_ENTITIES = ("email", "phone", "card", "iban", "ip", "secret")
+
+
+class RedactionConfig(_Strict):
+    """PII and secret redaction (loop_assets/redaction.py): typed placeholders such as <EMAIL> instead of values."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Redact before anything is embedded, promoted to eval_suite or exported, and in run metadata.",
+    )
+    at_ingest: bool = Field(
+        default=False,
+        description="Also redact the text columns of raw_traces and quarantined_records before they are stored.",
+    )
+    entities: list[Literal["email", "phone", "card", "iban", "ip", "secret"]] = Field(
+        default_factory=lambda: list(REDACTION_ENTITIES),
+        description="Kinds redacted; secret covers API keys, JWTs, bearer tokens and passwords.",
+    )
+    phone_regions: list[str] = Field(
+        default_factory=lambda: ["US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "BR", "AU", "JP"],
+        description="Regions (ISO 3166 codes) whose national phone formats are recognised; numbers written with "
+        "+country code are recognised for every country.",
+    )
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _known_regions(cls, regions: list[str]) -> list[str]:
+        import phonenumbers
+
+        upper = [r.upper() for r in regions]
+        unknown = sorted(set(upper) - set(phonenumbers.SUPPORTED_REGIONS))
+        if unknown:
+            raise ValueError(f"unknown phone region(s) {unknown}; use ISO 3166 alpha-2 codes such as US, GB, DE")
+        return upper
+
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -286,6 +322,7 @@ class LoopConfig(_Strict):
     model_endpoint: ModelEndpointConfig | None = Field(
         default=None, description="Model endpoint to re-ask eval cases; None: difficulty unknown, no eval runs."
     )
+    redaction: RedactionConfig = RedactionConfig()
 
     @field_validator("partitions_start")
     @classmethod

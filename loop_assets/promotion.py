@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import polars as pl
 
 from loop_assets.config import LoopConfig
+from loop_assets.redaction import redact_frame
 from loop_assets.tables import conform, empty
 
 SOURCE = "production_failure"
@@ -96,6 +97,10 @@ def promote(
         .join(scored.select("trace_id", "day", "failure_signals"), on=["trace_id", "day"], how="left")
         .join(first, on="case_id", how="left")
     )
+    # PII and secrets never reach the suite: the messages, the input text, the corrected answer (and so
+    # the grading reference and the label built from them) and the signal values are redacted first.
+    columns = ["input_messages", "input_text", "corrected_output", "failure_signals"]
+    frame = redact_frame(frame, columns, config.redaction)
     rows = []
     for row in frame.iter_rows(named=True):
         signals = row["failure_signals"] or []

@@ -16,13 +16,19 @@ from loop_assets.config import LoopConfig
 from loop_assets.dedup.clustering import cluster_labels, representatives
 from loop_assets.dedup.embedding import as_matrix
 from loop_assets.dedup.text import normalised_text, text_hash
+from loop_assets.redaction import redact_frame
 from loop_assets.tables import conform, empty
 
 
 def failing_texts(raw: pl.DataFrame, scored: pl.DataFrame, config: LoopConfig) -> pl.DataFrame:
-    """trace_id, day, app, ts, text, text_hash, severity of the failing traces, oldest first."""
+    """trace_id, day, app, ts, text, text_hash, severity of the failing traces, oldest first.
+
+    `text` is the input text redacted (config.redaction), normalised and cut to the embedding length.
+    """
     failures = scored.filter(pl.col("is_failure")).select("trace_id", "day", "severity")
     joined = failures.join(raw.select("trace_id", "day", "app", "ts", "input_text"), on=["trace_id", "day"])
+    # PII and secrets never reach the hash, the embedding, its cache or failure_clusters.text.
+    joined = redact_frame(joined, ["input_text"], config.redaction)
     return (
         joined.with_columns(normalised_text(pl.col("input_text"), config.embedding.max_chars).alias("text"))
         .with_columns(text_hash(pl.col("text")).alias("text_hash"))

@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from loop_assets.config import ConfigError, RedactionConfig, load_config
 from loop_assets.exports import inspect, jsonl, langfuse, openai_evals, promptfoo
 from loop_assets.exports.paths import DEFAULT_EXPORT_DIR, UnsafeExportPath, resolve_output, write_atomically
 from loop_assets.exports.suite import (
@@ -28,6 +29,7 @@ from loop_assets.exports.suite import (
     suite_cases,
     suite_version,
 )
+from loop_assets.redaction import redact_frame
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ def write_export(
     out: str | os.PathLike[str] | None = None,
     folder: bool | None = None,
     as_of: date | None = None,
+    redaction: RedactionConfig | None = None,
     **options: Any,
 ) -> ExportResult:
     """Write `suite` (rows of eval_suite, e.g. from `suite_as_of`) as `fmt`; the path written and the version.
@@ -100,6 +103,11 @@ def write_export(
     A target that resolves outside the folder raises UnsafeExportPath before anything is written.
     `as_of` is the day the suite was pinned to (None: latest); it is recorded as the suite version.
     Options: `dataset_name` (langfuse).
+
+    The suite is already redacted when promoted; as a second line of defence the exported text fields
+    (messages, input text, expected output, label, grading, signal values) are redacted again with
+    `redaction` (None: the loaded configuration's, defaults when it cannot be loaded). Values that are
+    already clean come out unchanged, so this costs one analyzer pass per distinct text.
     """
     chosen = exporter(fmt)
     given = Path(out_dir_or_file).expanduser()
@@ -107,10 +115,23 @@ def write_export(
         folder = out is not None or given.is_dir() or not given.suffix or str(out_dir_or_file).endswith(("/", os.sep))
     root, name = (given, out) if folder else (given.parent, given.name)
     path = resolve_output(root, name, default_name(fmt, as_of))
+    suite = redact_frame(suite, EXPORTED_TEXT_COLUMNS, _redaction(redaction))
     cases: list[Case] = suite_cases(suite)
     version = suite_version(suite, as_of)
     write_atomically(path, root.resolve(), lambda tmp: chosen.write(cases, version, tmp, **options))
     return ExportResult(path=path, format=fmt, cases=len(cases), version=version)
+
+
+EXPORTED_TEXT_COLUMNS = ["input_messages", "input_text", "expected_output", "label", "grading", "failure_signals"]
+
+
+def _redaction(given: RedactionConfig | None) -> RedactionConfig:
+    if given is not None:
+        return given
+    try:
+        return load_config().redaction
+    except ConfigError:
+        return RedactionConfig()
 
 
 def read_back(fmt: str, path: str | os.PathLike[str]) -> list[dict[str, Any]]:

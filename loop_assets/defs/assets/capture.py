@@ -1,16 +1,19 @@
 """CAPTURE: trace files to `raw_traces` (+ `quarantined_records`), then `scored_traces`."""
 
 import time
+from collections import Counter
 
 import dagster as dg
 import polars as pl
 
 from loop_assets import capture, judge, scoring
 from loop_assets.accounting import record_accounting
+from loop_assets.config import RedactionConfig
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import LoopSettings, Warehouse
 from loop_assets.llm_client import ChatClient
+from loop_assets.redaction import count_metadata, redact_frame, redact_frame_with_counts
 from loop_assets.step_checks import unscored_traces
 from loop_assets.warehouse import read_partitions, replace_partitions
 
@@ -54,21 +57,30 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     started = time.perf_counter()
     result = capture.ingest(settings.incoming(), config.ingest, context.run_id, days=set(days))
     ingest_seconds = time.perf_counter() - started
+    traces, quarantine, redacted = _redact_at_ingest(result.traces, result.quarantine, config.redaction)
     with warehouse.get_connection() as con:
         replace_partitions(
             con,
             "raw_traces",
             days,
             {
-                "raw_traces": result.traces,
-                "quarantined_records": result.quarantine,
+                "raw_traces": traces,
+                "quarantined_records": quarantine,
                 "ingest_manifest": result.manifest,
                 "skipped_items": result.skipped,
             },
             context.run_id,
         )
         accounting = record_accounting(con, days)
-    traces, quarantine = result.traces, result.quarantine
+    # Previews land in the Dagster event log: never with PII, whether or not the tables are redacted.
+    trace_preview = _redacted_head(
+        traces.select("trace_id", "ts", "app", "input_text", "output_text", "source_file", "source_line"),
+        ["input_text", "output_text"],
+        config.redaction,
+    )
+    quarantine_preview = _redacted_head(
+        quarantine.select("source_file", "source_line", "reason_code", "reason"), ["reason"], config.redaction
+    )
     yield dg.MaterializeResult(
         asset_key="raw_traces",
         metadata={
@@ -78,9 +90,8 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
             "ingest_seconds": round(ingest_seconds, 3),
             "skipped_items": result.skipped.height,
             "apps": dg.MetadataValue.json(traces.group_by("app").len().sort("app").to_dicts()),
-            "preview": markdown_preview(
-                traces.select("trace_id", "ts", "app", "input_text", "output_text", "source_file", "source_line")
-            ),
+            **redacted,
+            "preview": markdown_preview(trace_preview),
         },
     )
     yield dg.MaterializeResult(
@@ -91,7 +102,7 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
             "by_reason": dg.MetadataValue.json(
                 quarantine.group_by("reason_code").len().sort("len", descending=True).to_dicts()
             ),
-            "preview": markdown_preview(quarantine.select("source_file", "source_line", "reason_code", "reason")),
+            "preview": markdown_preview(quarantine_preview),
         },
     )
     bad = accounting.filter(~pl.col("ok"))
@@ -106,6 +117,38 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
             "mismatches": markdown_preview(bad, limit=20),
         },
     )
+
+
+# Text columns that may carry what a user typed or a system logged.
+INGEST_REDACTED_TRACE_COLUMNS = [
+    "input_messages",
+    "input_text",
+    "output_text",
+    "error",
+    "feedback",
+    "corrected_output",
+    "metadata",
+]
+INGEST_REDACTED_QUARANTINE_COLUMNS = ["raw", "reason"]
+PREVIEW_ROWS = 10  # markdown_preview's default: only these rows are shown, so only these are redacted
+
+
+def _redacted_head(frame: pl.DataFrame, columns: list[str], settings: RedactionConfig) -> pl.DataFrame:
+    return pl.concat([redact_frame(frame.head(PREVIEW_ROWS), columns, settings), frame.slice(PREVIEW_ROWS)])
+
+
+def _redact_at_ingest(
+    traces: pl.DataFrame, quarantine: pl.DataFrame, settings: RedactionConfig
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, object]]:
+    """With redaction.at_ingest, the frames redacted before they are stored, and metadata: the mode
+    and, at ingest, the count of redactions per kind (`redacted_email`, ...)."""
+    if not (settings.enabled and settings.at_ingest):
+        mode = "after ingest (failing texts, suite, exports, previews)" if settings.enabled else "off"
+        return traces, quarantine, {"redaction": mode}
+    traces, in_traces = redact_frame_with_counts(traces, INGEST_REDACTED_TRACE_COLUMNS, settings)
+    quarantine, in_quarantine = redact_frame_with_counts(quarantine, INGEST_REDACTED_QUARANTINE_COLUMNS, settings)
+    counts = Counter(in_traces) + Counter(in_quarantine)
+    return traces, quarantine, {"redaction": "at ingest", **count_metadata(counts)}
 
 
 @dg.asset(

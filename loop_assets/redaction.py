@@ -1,0 +1,497 @@
+"""PII and secret redaction: typed placeholders instead of the values, before anything is embedded,
+promoted or exported (and, when `redaction.at_ingest` is set, before traces are stored at all).
+
+Detection is Microsoft Presidio's analyzer (`presidio-analyzer`) with pattern recognisers only: its
+`NoOpNlpEngine` loads no spaCy or transformers model, so nothing is downloaded, ever. Presidio's own
+recognisers find emails, phone numbers (Google's libphonenumber, per configured region, plus every
+number written with its +country code), payment cards (Luhn-checked), IBANs (per-country format and
+mod-97 checksum) and IP addresses (IPv4 and IPv6, checked with `ipaddress`); eval-loop adds pattern
+recognisers for secrets. Each kind has its placeholder:
+
+- email, `<EMAIL>`: addresses whose domain ends in an alphabetic label (no public-suffix lookup, which
+  would go online);
+- phone, `<PHONE>`: numbers valid for a region of `redaction.phone_regions`, or written with +country
+  code (any country); a bare digit run only after a phone word ("call me on 4155552671");
+- card, `<CARD>`: 13-19 digit numbers of the major brands (Mastercard 2-series too), Luhn valid;
+- iban, `<IBAN>`: IBANs, grouped or not, with a valid country format and checksum;
+- ip, `<IP>`: IPv4 and IPv6 addresses (not `::` or `::2`, which are Python slices too);
+- secret, `<API_KEY>`: `sk-...`/`sk-proj-...`/`sk-ant-...`, `AKIA...` (AWS), `ghp_...`/`github_pat_...`,
+  Slack `xox?-...`, Google `AIza...`, Stripe `sk_live_...`, Hugging Face `hf_...`, and the value of
+  `api_key=`/`secret:`/`token=` assignments;
+- secret, `<JWT>`: JSON Web Tokens (`eyJ...`.`...`.`...`);
+- secret, `<BEARER_TOKEN>`: the token after `Bearer ` (the word stays: `Bearer <BEARER_TOKEN>`);
+- secret, `<PASSWORD>`: the password of `scheme://user:password@host` and the value of `password=`.
+
+The rest of the text is kept as it was so a case stays meaningful. Redaction is idempotent (no
+placeholder matches any recogniser, and when a finding lost an overlap to another but reached beyond
+it, the text is looked at again), and a text
+that holds a JSON document (e.g. `input_messages` in OpenAI chat shape) is redacted inside its string
+values and keys and stays valid JSON (re-serialised in its own style only when something changed).
+
+`redact_text` does one text; `redact_frame` does columns of a Polars frame, running the analyzer once
+per distinct value. Counts are keyed by placeholder kind (`email`, ..., `api_key`, `jwt`,
+`bearer_token`, `password`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import polars as pl
+
+ENTITIES = ("email", "phone", "card", "iban", "ip", "secret")
+SECRET_KINDS = ("api_key", "jwt", "bearer_token", "password")
+PLACEHOLDERS: dict[str, str] = {
+    "email": "<EMAIL>",
+    "phone": "<PHONE>",
+    "card": "<CARD>",
+    "iban": "<IBAN>",
+    "ip": "<IP>",
+    "api_key": "<API_KEY>",
+    "jwt": "<JWT>",
+    "bearer_token": "<BEARER_TOKEN>",
+    "password": "<PASSWORD>",
+}
+KINDS = tuple(PLACEHOLDERS)
+# Regions whose national formats are recognised; numbers written with +country code are found for any country.
+DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "BR", "AU", "JP")
+
+# Presidio entity type -> our kind, and which of our entities enables it.
+_PRESIDIO_KIND = {
+    "EMAIL_ADDRESS": "email",
+    "PHONE_NUMBER": "phone",
+    "CREDIT_CARD": "card",
+    "IBAN_CODE": "iban",
+    "IP_ADDRESS": "ip",
+    "API_KEY": "api_key",
+    "JWT": "jwt",
+    "BEARER_TOKEN": "bearer_token",
+    "PASSWORD": "password",
+}
+_ENTITY_OF_KIND = {**{k: k for k in ENTITIES if k != "secret"}, **{k: "secret" for k in SECRET_KINDS}}
+# When two findings overlap, a secret wins (the earlier here first); otherwise the longer finding,
+# then the earlier kind here.
+_PRIORITY = ("jwt", "api_key", "password", "bearer_token", "card", "iban", "email", "ip", "phone")
+# Results scoring below this are dropped: Presidio's bare IPv6 `::` (0.1) would eat Python slices.
+_SCORE_THRESHOLD = 0.35
+
+# Cheap screen: a text none of the recognisers could fire on (no digit, no @ or :, no secret marker)
+# skips the analyzer. A superset of every recogniser's trigger, so it never hides a finding.
+_MAYBE = re.compile(
+    r"[0-9@:]|bearer|passw|pwd|key|secret|token|eyJ|A(?:KIA|SIA|BIA|CCA|IDA|ROA|IPA|NPA|NVA|GPA)|gh[pousr]_"
+    r"|github_pat_|xox|AIza|hf_|[sr]k[-_]",
+    re.IGNORECASE,
+)
+
+# A run that may hold a phone number: 7+ digits with the separators phone numbers use. Only these
+# windows (with a little context either side) go to libphonenumber, which is the costly recogniser.
+_PHONE_WINDOW = re.compile(r"(?:\+|\(|\b)\d[\d \t\u00a0().\-/]{5,}\d")
+_PHONE_CONTEXT = 3
+
+_MEMO_MAX_CHARS = 4_000
+_MEMO_MAX_ENTRIES = 10_000
+
+_SLICE_LIKE = re.compile(r"::[0-9A-Fa-f]{0,4}(?:/\d{1,3})?")
+
+_PHONE_CONTEXT_WORDS = re.compile(
+    r"\b(?:phone|tel|call|mobile|cell|number|num|no|fax|whats ?app|sms|text|contact|reach|dial|ring|landline|"
+    r"telefon|t[ée]l[ée]phone|tel[ée]fono|handy|portable|m[óo]vil|celular)\w*(?:\W+\w+){0,3}?\W*$",
+    re.IGNORECASE,
+)
+_PART_OF_TOKEN_BEFORE = set("-_/#@&=.")
+_PART_OF_TOKEN_AFTER = set("-_/@")
+
+
+def _phone_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The span of a libphonenumber match as a phone finding, or None when it is part of something else.
+
+    An unbalanced bracket at either end is left out of the span. A number without `+` glued to an
+    identifier (`ORD-2026-118734`, `id/4155550132`) is not a phone number. A bare run of digits without `+`
+    (`epoch 1763290325`) counts only within a few words after a phone word (`call me on`, `tel`, ...).
+    """
+    value = text[start:end]
+    if value.startswith("(") and ")" not in value:
+        start += 1
+    if value.endswith(")") and "(" not in value:
+        end -= 1
+    before = text[start - 1] if start > 0 else ""
+    after = text[end] if end < len(text) else ""
+    following = text[end + 1] if end + 1 < len(text) else ""
+    glued = before in _PART_OF_TOKEN_BEFORE and start > 1 and text[start - 2].isalnum()
+    if glued and text[start] != "+":
+        return None
+    if after in _PART_OF_TOKEN_AFTER and following.isalnum():
+        return None
+    if text[start:end].isdigit() and not _PHONE_CONTEXT_WORDS.search(text[max(0, start - 50) : start]):
+        return None
+    return start, end
+
+
+_KEY_CHARS = r"[A-Za-z0-9_\-]"
+_SECRET_PATTERNS: dict[str, list[tuple[str, str, float]]] = {
+    # (name, regex, score); matched with the `regex` module (variable-width look-behind), case-sensitive.
+    "API_KEY": [
+        ("openai_anthropic", rf"\bsk-(?:proj-|svcacct-|admin-|ant-)?(?=[A-Za-z_\-]*[0-9]){_KEY_CHARS}{{20,}}", 0.9),
+        ("stripe", r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}", 0.9),
+        ("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AIPA|ANPA|ANVA|AGPA)[A-Z0-9]{16}\b", 0.9),
+        (
+            "aws_secret_key",
+            r"(?i)(?<=aws_secret_access_key[\"']?\s{0,3}[:=]\s{0,3}[\"']?)[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])",
+            0.9,
+        ),
+        ("github", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})\b", 0.9),
+        ("slack", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", 0.9),
+        ("google", r"\bAIza[0-9A-Za-z_\-]{35}", 0.9),
+        ("huggingface", r"\bhf_[A-Za-z0-9]{30,}\b", 0.9),
+        (
+            "assignment",
+            r"(?i)(?<=\b(?:api[_\-]?key|apikey|secret[_\-]?key|client[_\-]?secret|access[_\-]?token|auth[_\-]?token"
+            r"|secret|token)[\"']?\s{0,3}[:=]\s{0,3}[\"']?)(?=[^\s\"'<>,;]*[0-9])[^\s\"'<>,;]{8,}",
+            0.8,
+        ),
+    ],
+    "JWT": [
+        ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*", 0.95),
+    ],
+    "BEARER_TOKEN": [
+        ("bearer", r"(?i)(?<=\bbearer\s{1,3})[A-Za-z0-9\-._~+/]{8,}=*", 0.85),
+    ],
+    "PASSWORD": [
+        ("url_password", r"(?i)(?<=\b[a-z][a-z0-9+.\-]{1,20}://[^\s:/@<>]{1,200}:)[^\s@/<>]{1,200}(?=@)", 0.9),
+        (
+            "assignment",
+            r"(?i)(?<=\b(?:password|passwd|pwd)[\"']?\s{0,3}[:=]\s{0,3}[\"']?)(?=[^\s\"'<>,;]*[0-9!#$%^&*])"
+            r"[^\s\"'<>,;]{6,}",
+            0.8,
+        ),
+    ],
+}
+
+# Extra card patterns beside Presidio's own: Mastercard 2-series (2221-2720) and 17-19 digit numbers.
+_CARD_PATTERNS = [
+    ("mastercard_2_series", r"\b2(?:2[2-9]\d|[3-6]\d\d|7[01]\d|720)[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b", 0.3),
+    ("long_cards", r"\b[3-6]\d{3}[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}[- ]?\d{1,3}\b", 0.3),
+]
+
+
+@dataclass(frozen=True)
+class Finding:
+    start: int
+    end: int
+    kind: str
+
+
+def _import_presidio():
+    """Import presidio_analyzer without dragging in torch and transformers when they are not loaded yet.
+
+    Presidio's package imports its Hugging Face NLP engine, which imports transformers and torch
+    (~4-8 s) though pattern recognisers never use them. Both imports are optional there (guarded by
+    `except ImportError`), so while presidio is imported they are made unimportable, then restored:
+    a later `import torch` (the embedding step) works as usual. Where they are already loaded,
+    nothing is blocked.
+    """
+    blocked = [name for name in ("torch", "transformers") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import presidio_analyzer
+        from presidio_analyzer import predefined_recognizers
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+    return presidio_analyzer, predefined_recognizers
+
+
+class Redactor:
+    """The analyzer for one set of entities and phone regions (build once: `redactor(...)`)."""
+
+    def __init__(self, entities: Sequence[str] = ENTITIES, phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS):
+        unknown = sorted(set(entities) - set(ENTITIES))
+        if unknown:
+            raise ValueError(f"unknown redaction entities {unknown}; known: {list(ENTITIES)}")
+        self.entities = tuple(e for e in ENTITIES if e in entities)
+        self.kinds = tuple(k for k in KINDS if _ENTITY_OF_KIND[k] in self.entities)
+        self.phone_regions = tuple(phone_regions)
+        self._engine = None
+        self._lock = threading.Lock()
+        self._memo: dict[str, tuple[str, tuple[tuple[str, int], ...]]] = {}
+
+    # ------------------------------------------------------------------ presidio
+    def _build(self):
+        presidio, recognisers = _import_presidio()
+        from presidio_analyzer.nlp_engine import NoOpNlpEngine
+
+        Pattern, PatternRecognizer = presidio.Pattern, presidio.PatternRecognizer
+        flags = re.DOTALL | re.MULTILINE
+
+        class Email(recognisers.EmailRecognizer):
+            # Presidio validates the domain against the public suffix list, which tldextract fetches
+            # from the network; offline, any alphabetic top-level label counts (internal domains too).
+            def validate_result(self, pattern_text: str) -> bool:
+                domain = pattern_text.rsplit("@", 1)[-1]
+                return bool(re.fullmatch(r"[^\W\d_]{2,}", domain.rsplit(".", 1)[-1]))
+
+        class Phone(recognisers.PhoneRecognizer):
+            # libphonenumber per region over the whole text is ~0.5 ms per region; over the few digit
+            # runs that could be numbers (with context, for its letter-adjacency checks) it is cheap.
+            # A window written with its +country code is the same number for every region: one is enough.
+            def analyze(self, text, entities, nlp_artifacts=None):
+                results = []
+                for window in _PHONE_WINDOW.finditer(text):
+                    if sum(c.isdigit() for c in window.group()) < 7:
+                        continue
+                    lo = max(0, window.start() - _PHONE_CONTEXT)
+                    hi = min(len(text), window.end() + _PHONE_CONTEXT)
+                    one = international if window.group().startswith("+") else self
+                    for result in PhoneRecognizer.analyze(one, text[lo:hi], entities, nlp_artifacts):
+                        span = _phone_span(text, result.start + lo, result.end + lo)
+                        if span is not None:
+                            result.start, result.end = span
+                            # the engine keeps only results that name a recogniser of its registry
+                            result.recognition_metadata[presidio.RecognizerResult.RECOGNIZER_IDENTIFIER_KEY] = self.id
+                            results.append(result)
+                return presidio.EntityRecognizer.remove_duplicates(results)
+
+        class Ip(recognisers.IpRecognizer):
+            # `::2` is a valid IPv6 address and a Python slice; one group after `::` is not redacted.
+            def invalidate_result(self, pattern_text: str) -> bool:
+                return bool(_SLICE_LIKE.fullmatch(pattern_text)) or bool(super().invalidate_result(pattern_text))
+
+        PhoneRecognizer = recognisers.PhoneRecognizer
+        international = PhoneRecognizer(supported_regions=self.phone_regions[:1] or ("US",), leniency=1)
+        card = recognisers.CreditCardRecognizer
+        wanted: dict[str, list] = {
+            "email": [Email()],
+            "phone": [Phone(supported_regions=self.phone_regions, leniency=1)],
+            "card": [card(patterns=[*card.PATTERNS, *(Pattern(n, r, s) for n, r, s in _CARD_PATTERNS)])],
+            "iban": [recognisers.IbanRecognizer()],
+            "ip": [Ip()],
+            "secret": [
+                PatternRecognizer(
+                    supported_entity=entity,
+                    name=f"eval_loop_{entity.lower()}",
+                    patterns=[Pattern(name, regex, score) for name, regex, score in patterns],
+                    global_regex_flags=flags,
+                )
+                for entity, patterns in _SECRET_PATTERNS.items()
+            ],
+        }
+        registry = presidio.RecognizerRegistry(supported_languages=["en"])
+        for entity in self.entities:
+            for recogniser in wanted[entity]:
+                registry.add_recognizer(recogniser)
+        nlp = NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}])
+        return presidio.AnalyzerEngine(
+            registry=registry,
+            nlp_engine=nlp,
+            supported_languages=["en"],
+            default_score_threshold=_SCORE_THRESHOLD,
+        )
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = self._build()
+        return self._engine
+
+    # ------------------------------------------------------------------ finding and replacing
+    def find(self, text: str) -> list[Finding]:
+        """Non-overlapping findings in `text`, in text order (see _PRIORITY for overlaps)."""
+        return self._find(text)[0]
+
+    def _find(self, text: str) -> tuple[list[Finding], bool]:
+        """(findings, whether a finding dropped for an overlap reached beyond the ones kept)."""
+        if not self.entities or not text or not _MAYBE.search(text):
+            return [], False
+        results = self.engine.analyze(text=text, language="en")
+        found = [
+            Finding(r.start, r.end, _PRESIDIO_KIND[r.entity_type])
+            for r in results
+            if r.entity_type in _PRESIDIO_KIND and r.end > r.start and _PRESIDIO_KIND[r.entity_type] in self.kinds
+        ]
+        # Secrets first (by priority), then the longest finding (an IBAN over a card-like run inside it).
+        found.sort(key=lambda f: (min(_PRIORITY.index(f.kind), 4), f.start - f.end, _PRIORITY.index(f.kind), f.start))
+        chosen: list[Finding] = []
+        residue = False
+        for f in found:
+            overlapping = [c for c in chosen if f.start < c.end and c.start < f.end]
+            if not overlapping:
+                chosen.append(f)
+            elif f.start < min(c.start for c in overlapping) or f.end > max(c.end for c in overlapping):
+                residue = True
+        return sorted(chosen, key=lambda f: f.start), residue
+
+    def redact_plain(self, text: str, counts: Counter | None = None) -> str:
+        """Placeholders for every finding. When a finding lost an overlap but reached beyond the winner,
+        the rest of it is looked at again, so redacting twice gives the same text as once.
+
+        Results are remembered for short strings (a system prompt repeated in every trace's messages
+        is analysed once)."""
+        memo = self._memo.get(text)
+        if memo is None:
+            local: Counter = Counter()
+            memo = (self._redact_plain(text, local), tuple(local.items()))
+            if len(text) <= _MEMO_MAX_CHARS:
+                if len(self._memo) >= _MEMO_MAX_ENTRIES:
+                    self._memo.clear()
+                self._memo[text] = memo
+        if counts is not None:
+            counts.update(dict(memo[1]))
+        return memo[0]
+
+    def _redact_plain(self, text: str, counts: Counter) -> str:
+        for _ in range(4):
+            findings, residue = self._find(text)
+            parts, last = [], 0
+            for f in findings:
+                parts += [text[last : f.start], PLACEHOLDERS[f.kind]]
+                last = f.end
+                counts[f.kind] += 1
+            text = "".join(parts) + text[last:]
+            if not residue:
+                break
+        return text
+
+    def redact(self, text: str, counts: Counter | None = None, json_aware: bool = True) -> str:
+        """`text` redacted; a JSON document is redacted inside its strings and stays valid JSON."""
+        if not text or not _MAYBE.search(text):
+            return text
+        if json_aware:
+            document = _json_document(text)
+            if document is not None:
+                return self._redact_json(text, document, counts)
+        return self.redact_plain(text, counts)
+
+    def _redact_json(self, text: str, document: Any, counts: Counter | None) -> str:
+        local: Counter = Counter()
+        redacted = self._walk(document, local)
+        if not local:
+            return text
+        if counts is not None:
+            counts.update(local)
+        return _dumps_like(text, document, redacted)
+
+    def _walk(self, value: Any, counts: Counter) -> Any:
+        if isinstance(value, str):
+            return self.redact_plain(value, counts)
+        if isinstance(value, list):
+            return [self._walk(v, counts) for v in value]
+        if isinstance(value, dict):
+            return {self.redact_plain(k, counts): self._walk(v, counts) for k, v in value.items()}
+        return value
+
+
+def _json_document(text: str) -> Any:
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "[{" or stripped[-1] not in "]}":
+        return None
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        return None
+
+
+def _dumps_like(original: str, document: Any, redacted: Any) -> str:
+    """`redacted` serialised in the style `original` was written in (compact, spaced, ascii or not)."""
+    for ensure_ascii in (False, True):
+        for separators in ((",", ":"), (", ", ": ")):
+            if json.dumps(document, ensure_ascii=ensure_ascii, separators=separators) == original.strip():
+                return json.dumps(redacted, ensure_ascii=ensure_ascii, separators=separators)
+    return json.dumps(redacted, ensure_ascii=False, separators=(",", ":"))
+
+
+@lru_cache(maxsize=8)
+def redactor(entities: tuple[str, ...] = ENTITIES, phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS) -> Redactor:
+    """The shared Redactor for these settings (the analyzer is built on first use)."""
+    return Redactor(entities, phone_regions)
+
+
+def _redactor_for(config: Any) -> Redactor | None:
+    """The redactor a RedactionConfig asks for; None when redaction is disabled. None config: defaults."""
+    if config is None:
+        return redactor()
+    if not config.enabled:
+        return None
+    return redactor(tuple(config.entities), tuple(config.phone_regions))
+
+
+def redact_text(text: str | None, config: Any = None, *, json_aware: bool = True) -> tuple[str | None, dict[str, int]]:
+    """(redacted text, counts per kind). `config` is a RedactionConfig (None: every entity, defaults)."""
+    chosen = _redactor_for(config)
+    if text is None or chosen is None:
+        return text, {}
+    counts: Counter = Counter()
+    return chosen.redact(text, counts, json_aware=json_aware), dict(counts)
+
+
+def redact_frame_with_counts(
+    frame: pl.DataFrame, columns: Iterable[str], config: Any = None
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """`frame` with `columns` redacted, and counts per kind (a value's findings counted once per row
+    that holds it). String columns are redacted (JSON documents inside their strings); in a struct or
+    list-of-structs column (failure_signals) every string field is. The analyzer runs once per
+    distinct value; missing columns are skipped."""
+    chosen = _redactor_for(config)
+    totals: Counter = Counter()
+    if chosen is None or frame.height == 0:
+        return frame, {}
+    replaced = []
+    for column in columns:
+        dtype = frame.schema.get(column)
+        if dtype == pl.String:
+            before, after = _replacements(chosen, frame[column], totals)
+            if before:
+                replaced.append(pl.col(column).replace(before, after))
+        elif isinstance(dtype, pl.Struct | pl.List) and isinstance(_struct_of(dtype), pl.Struct):
+            struct = _struct_of(dtype)
+            values = frame[column].explode() if isinstance(dtype, pl.List) else frame[column]
+            fields = []
+            for field in struct.fields:
+                if field.dtype == pl.String:
+                    before, after = _replacements(chosen, values.struct.field(field.name), totals)
+                    if before:
+                        fields.append(pl.field(field.name).replace(before, after))
+            if fields and isinstance(dtype, pl.List):
+                replaced.append(pl.col(column).list.eval(pl.element().struct.with_fields(fields)))
+            elif fields:
+                replaced.append(pl.col(column).struct.with_fields(fields))
+    return (frame.with_columns(replaced) if replaced else frame), dict(totals)
+
+
+def _struct_of(dtype: pl.DataType) -> pl.DataType | None:
+    return dtype.inner if isinstance(dtype, pl.List) else dtype
+
+
+def _replacements(chosen: Redactor, values: pl.Series, totals: Counter) -> tuple[list[str], list[str]]:
+    """(values that change, what they become), counting findings into `totals` per occurrence."""
+    before, after = [], []
+    for value, rows in values.drop_nulls().value_counts(sort=False).iter_rows():
+        counts: Counter = Counter()
+        new = chosen.redact(value, counts)
+        if new != value:
+            before.append(value)
+            after.append(new)
+            for kind, n in counts.items():
+                totals[kind] += n * rows
+    return before, after
+
+
+def redact_frame(frame: pl.DataFrame, columns: Iterable[str], config: Any = None) -> pl.DataFrame:
+    """`frame` with the string `columns` it has redacted (see redact_frame_with_counts)."""
+    return redact_frame_with_counts(frame, columns, config)[0]
+
+
+def count_metadata(counts: Mapping[str, int]) -> dict[str, int]:
+    """`redacted_<kind>` figures for every kind (0 when none), for Dagster metadata plots."""
+    return {f"redacted_{kind}": int(counts.get(kind, 0)) for kind in KINDS}

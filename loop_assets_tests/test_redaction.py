@@ -1,0 +1,244 @@
+"""PII and secret redaction (loop_assets/redaction.py) on a generated test set: recall per type, precision on
+look-alikes, idempotence, JSON messages, configuration, frames, and that it runs offline."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections import Counter, defaultdict
+
+import polars as pl
+import pytest
+
+from loop_assets.config import ConfigError, LoopConfig, RedactionConfig, load_config
+from loop_assets.redaction import (
+    DEFAULT_PHONE_REGIONS,
+    PLACEHOLDERS,
+    Redactor,
+    count_metadata,
+    redact_frame,
+    redact_frame_with_counts,
+    redact_text,
+    redactor,
+)
+from loop_assets.tables import SIGNAL
+from loop_assets_tests.pii_corpus import NOT_PII, TYPES, corpus, iban_check_digits, luhn_valid
+
+RECALL_FLOOR = 0.99
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return corpus(seed=7, per_type=220)
+
+
+@pytest.fixture(scope="module")
+def redacted(samples):
+    started = time.perf_counter()
+    out = [redact_text(s.text) for s in samples]
+    elapsed = time.perf_counter() - started
+    print(f"\nredaction throughput on the PII test set: {len(samples) / elapsed:.0f} texts/s")
+    return out
+
+
+def test_the_test_set_is_large_varied_and_valid(samples):
+    by_type = defaultdict(list)
+    for s in samples:
+        by_type[s.type].append(s)
+    assert {t: len(v) >= 200 for t, v in by_type.items()} == dict.fromkeys(TYPES, True)
+    cards = [s.value.replace(" ", "").replace("-", "") for s in by_type["card"]]
+    assert all(luhn_valid(c) for c in cards) and len({len(c) for c in cards}) >= 5  # 13 to 19 digits
+    ibans = [s.value.replace(" ", "") for s in by_type["iban"]]
+    assert all(iban_check_digits(i[:2], i[4:]) == i[2:4] for i in ibans) and len({i[:2] for i in ibans}) >= 12
+    assert sum(":" in s.value for s in by_type["ip"]) >= 100  # IPv6 as well as IPv4
+    phones = [s.value for s in by_type["phone"]]
+    assert len({p.split()[0] for p in phones if p.startswith("+")}) >= 15  # country codes
+    assert sum(not p.startswith("+") for p in phones) >= 50  # national formats
+    secrets = " ".join(s.text for s in by_type["secret"])
+    for marker in ("sk-proj-", "sk-ant-", "AKIA", "ghp_", "github_pat_", "eyJ", "earer ", "://"):
+        assert marker in secrets
+
+
+def test_recall_is_at_least_99_percent_for_every_type(samples, redacted):
+    hits, totals, misses = Counter(), Counter(), defaultdict(list)
+    for sample, (text, _) in zip(samples, redacted, strict=True):
+        totals[sample.type] += 1
+        if text == sample.expected:  # the value, and only the value, became its placeholder
+            hits[sample.type] += 1
+        else:
+            misses[sample.type].append((sample.text, text))
+    recall = {t: hits[t] / totals[t] for t in TYPES}
+    print("\nrecall per type:", {t: round(r, 4) for t, r in recall.items()})
+    assert all(r >= RECALL_FLOOR for r in recall.values()), {t: misses[t][:3] for t in TYPES if misses[t]}
+
+
+def test_no_seeded_value_survives(samples, redacted):
+    leaked = [s.value for s, (text, _) in zip(samples, redacted, strict=True) if s.value in text]
+    assert len(leaked) <= 0.01 * len(samples), leaked[:5]
+
+
+def test_counts_name_the_kind(samples, redacted):
+    kinds = Counter()
+    for _, counts in redacted:
+        kinds.update(counts)
+    assert set(kinds) == set(PLACEHOLDERS)  # every kind, secrets per kind
+    assert kinds["email"] >= 200 and kinds["api_key"] >= 250 and kinds["jwt"] >= 40
+
+
+@pytest.mark.parametrize("text", NOT_PII)
+def test_lookalikes_are_left_alone(text):
+    assert redact_text(text) == (text, {})
+
+
+def test_redacting_twice_is_redacting_once(redacted):
+    for text, _ in redacted:
+        assert redact_text(text) == (text, {})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer abc123DEF456ghi789", "Authorization: Bearer <BEARER_TOKEN>"),
+        ("DATABASE_URL=postgres://app:Sup3r-S3cret@db.internal:5432/app", None),
+        ("use sk-proj-EVALLOOPTESTKEY0123456789abcdefXYZ for the call", "use <API_KEY> for the call"),
+        ("aws_access_key_id = AKIAIOSFODNN7EXAMPLE", "aws_access_key_id = <API_KEY>"),
+        ("password=hunter2!! and api_key: 9f8e7d6c5b4a3210", "password=<PASSWORD> and api_key: <API_KEY>"),
+        ("call me on 4155552671 please", "call me on <PHONE> please"),
+        ("epoch 1763290325 ms", "epoch 1763290325 ms"),  # bare digits need a phone word before them
+        ("(+44 20 7946 0018)", "(<PHONE>)"),  # brackets stay
+        ("IBAN DE89 3704 0044 0532 0130 00.", "IBAN <IBAN>."),  # not a card inside an IBAN
+        ("server at 2001:db8::8a2e:370:7334, slice x[::2]", "server at <IP>, slice x[::2]"),
+    ],
+)
+def test_examples(text, expected):
+    out, _ = redact_text(text)
+    if expected is None:
+        assert out == "DATABASE_URL=postgres://app:<PASSWORD>@db.internal:5432/app"
+    else:
+        assert out == expected
+
+
+def test_json_messages_stay_valid_json_in_their_own_style():
+    messages = [
+        {"role": "system", "content": "You are the support bot."},
+        {"role": "user", "content": "I'm jane.doe@example.com, card 4111 1111 1111 1111 was charged twice"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": '{"phone": "+14155552671"}'},
+                }
+            ],
+        },
+        {"role": "user", "content": [{"type": "text", "text": "my key sk-ant-api03-abcdefghijklmnop1234567890"}]},
+    ]
+    for separators in ((",", ":"), (", ", ": ")):
+        original = json.dumps(messages, separators=separators, ensure_ascii=False)
+        out, counts = redact_text(original)
+        parsed = json.loads(out)
+        assert counts == {"email": 1, "card": 1, "phone": 1, "api_key": 1}
+        assert out == json.dumps(parsed, separators=separators, ensure_ascii=False)  # same style
+        assert parsed[1]["content"] == "I'm <EMAIL>, card <CARD> was charged twice"
+        assert json.loads(parsed[2]["tool_calls"][0]["function"]["arguments"]) == {"phone": "<PHONE>"}
+        assert parsed[3]["content"][0]["text"] == "my key <API_KEY>"
+        assert [m["role"] for m in parsed] == [m["role"] for m in messages]
+    clean = json.dumps([{"role": "user", "content": "Where is order 42?"}], indent=2)
+    assert redact_text(clean) == (clean, {})  # untouched, byte for byte
+
+
+def test_configuration_chooses_what_is_redacted(tmp_path):
+    assert LoopConfig().redaction == RedactionConfig()
+    assert RedactionConfig().enabled and not RedactionConfig().at_ingest
+    assert tuple(RedactionConfig().phone_regions) == DEFAULT_PHONE_REGIONS
+    text = "mail a.b@example.com or call +44 20 7946 0018 with sk-proj-ABCDEFGHIJKLMNOP1234567890"
+    assert redact_text(text, RedactionConfig(enabled=False)) == (text, {})
+    only_email, counts = redact_text(text, RedactionConfig(entities=["email"]))
+    assert counts == {"email": 1} and "+44 20 7946 0018" in only_email and "sk-proj-" in only_email
+    secrets_only, counts = redact_text(text, RedactionConfig(entities=["secret"]))
+    assert counts == {"api_key": 1} and "a.b@example.com" in secrets_only
+    path = tmp_path / "bad.yaml"
+    path.write_text("redaction: {phone_regions: [US, XX]}\n")
+    with pytest.raises(ConfigError, match=r"redaction\.phone_regions.*XX"):
+        load_config(path)
+    path.write_text("redaction: {entities: [email, name]}\n")
+    with pytest.raises(ConfigError, match=r"redaction\.entities"):
+        load_config(path)
+
+
+def test_redact_frame_redacts_each_distinct_value_once_and_counts_rows():
+    frame = pl.DataFrame(
+        {
+            "text": ["mail a@example.com", "fine", None, "mail a@example.com", "call +44 20 7946 0018"],
+            "other": ["a@example.com"] * 5,
+            "signals": [
+                [{"scorer": "provider_error", "version": "1", "value": "bad key sk-proj-ABCDEFGH12345678ijklmnop"}],
+                [],
+                None,
+                [{"scorer": "latency", "version": "1", "value": None, "threshold": "8000"}],
+                [],
+            ],
+        },
+        schema={"text": pl.String, "other": pl.String, "signals": pl.List(SIGNAL)},
+    )
+    out, counts = redact_frame_with_counts(frame, ["text", "signals", "missing_column"])
+    assert out["text"].to_list() == ["mail <EMAIL>", "fine", None, "mail <EMAIL>", "call <PHONE>"]
+    assert out["other"].to_list() == frame["other"].to_list()  # not asked for
+    assert out["signals"][0].to_list()[0]["value"] == "bad key <API_KEY>"
+    assert out.schema == frame.schema
+    assert counts == {"email": 2, "phone": 1, "api_key": 1}
+    assert count_metadata(counts)["redacted_email"] == 2 and count_metadata(counts)["redacted_jwt"] == 0
+    assert redact_frame(frame, ["text"], RedactionConfig(enabled=False)).equals(frame)
+    assert redact_frame(frame.clear(), ["text"]).height == 0
+
+
+def test_presidio_runs_offline_with_pattern_recognisers_only(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network access attempted")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    fresh = Redactor(("email", "phone", "card", "iban", "ip", "secret"), ("US", "GB"))
+    assert fresh.redact("write to x.y@corp.example.co.uk") == "write to <EMAIL>"
+    engine = fresh.engine
+    assert type(engine.nlp_engine).__name__ == "NoOpNlpEngine"
+    assert {type(r).__module__.split(".")[0] for r in engine.registry.recognizers} <= {
+        "presidio_analyzer",
+        "loop_assets",
+    }
+    assert redactor() is redactor()  # built once per process
+
+
+def test_promote_writes_no_pii_into_the_suite():
+    from loop_assets.promotion import promote
+    from loop_assets.tables import empty
+    from loop_assets_tests.test_promotion import graded, raw, scored
+
+    leaky = "mail ana.lima@example.com.br or +55 11 2345-6789, card 5555 5555 5555 4444"
+    messages = json.dumps([{"role": "user", "content": leaky}])
+    signal = {
+        "scorer": "provider_error",
+        "version": "1",
+        "value": "quota for ana.lima@example.com.br",
+        "threshold": "x",
+    }
+    traces = raw(1, corrected=f"Refund sent to {leaky}").with_columns(
+        pl.lit(messages).alias("input_messages"), pl.lit(leaky).alias("input_text")
+    )
+    signals = scored(1).with_columns(pl.Series("failure_signals", [[signal]], dtype=pl.List(SIGNAL)))
+    cases = promote(graded(["promote"]), traces, signals, empty("eval_suite"), LoopConfig(), "run", "d", "m")
+    row = cases.row(0, named=True)
+    dumped = cases.drop("embedding").write_ndjson()
+    assert "ana.lima" not in dumped and "2345-6789" not in dumped and "5555 5555" not in dumped
+    assert row["input_text"] == "mail <EMAIL> or <PHONE>, card <CARD>"
+    assert json.loads(row["input_messages"]) == [{"role": "user", "content": row["input_text"]}]
+    assert row["expected_output"] == f"Refund sent to {row['input_text']}"
+    assert json.loads(row["grading"])["checks"][-1]["reference"] == row["expected_output"]
+    assert row["label"].endswith("mail <EMAIL> or <PHONE>, card <CARD>")
+    assert row["failure_signals"][0]["value"] == "quota for <EMAIL>"
+    off = LoopConfig(redaction=RedactionConfig(enabled=False))
+    kept = promote(graded(["promote"]), traces, signals, empty("eval_suite"), off, "run", "d", "m")
+    assert kept["input_text"][0] == leaky  # disabled means untouched
