@@ -85,6 +85,7 @@ _STRING_FIELDS = tuple(f for f in TRACE_FIELDS if f not in ("ts", "latency_ms", 
 _REQUIRED_STRINGS = ("trace_id", "app", "input_messages", "input_text", "metadata")
 _FLOAT_FIELDS = ("latency_ms", "feedback_rating")
 _DEDUP_KEYS = ["day", "trace_id", "span_id"]
+_TOO_DEEP = "the record is nested too deeply for the {fmt} parser to read (hundreds of levels of objects or arrays)"
 
 # The traces frame before dedup: raw_traces columns the parse fills, plus what a duplicate needs
 # to become a quarantine row, plus the reading order.
@@ -328,6 +329,9 @@ def _read_record(
     assert rec.obj is not None
     try:
         parts = split_record(fmt, rec.obj)
+    except RecursionError:  # valid JSON nested deeper than the parser can follow
+        rows.add_quarantine(rec, source_file, keep, "invalid_value", _TOO_DEEP.format(fmt=fmt.name), None, fmt.name)
+        return
     except Exception as exc:  # a parser bug must not stop the ingest or lose the record
         reason = f"the {fmt.name} parser failed to split this record: {type(exc).__name__}: {exc}"
         rows.add_quarantine(rec, source_file, keep, "parser_error", reason, None, fmt.name)
@@ -399,6 +403,10 @@ def _read_part(
     except RecordError as exc:
         day = utc_day(exc.ts) if exc.ts is not None else None
         return rows.add_quarantine(rec, source_file, keep, exc.code, at + exc.reason, day, fmt.name)
+    except RecursionError:  # valid JSON nested deeper than the parser can follow
+        return rows.add_quarantine(
+            rec, source_file, keep, "invalid_value", at + _TOO_DEEP.format(fmt=fmt.name), None, fmt.name
+        )
     except Exception as exc:  # a parser bug must not stop the ingest or lose the record
         reason = f"{at}the {fmt.name} parser failed on this record: {type(exc).__name__}: {exc}"
         return rows.add_quarantine(rec, source_file, keep, "parser_error", reason, None, fmt.name)

@@ -8,7 +8,9 @@ never duplicates rows.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -18,6 +20,12 @@ import polars as pl
 from loop_assets.tables import PARTITION_COLUMN, TABLES, conform, empty
 
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
+LOCK_TIMEOUT = "EVAL_LOOP_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT_SECONDS = 300.0
+"""How long a run waits for another process (a read-only session, a second writer) to let go of the file."""
+CLI_LOCK_TIMEOUT_SECONDS = 15.0
+PAUSE_AT = "EVAL_LOOP_PAUSE_AT"
+PAUSE_MARKER = "EVAL_LOOP_PAUSE_MARKER"
 
 # Tables appended to by concurrent runs get a key, so a second insert of the same key is ignored.
 KEYED_TABLES = {
@@ -31,6 +39,95 @@ KEYED_TABLES = {
 
 def warehouse_path() -> str:
     return os.environ.get("EVAL_LOOP_WAREHOUSE", DEFAULT_WAREHOUSE)
+
+
+class WarehouseLocked(RuntimeError):
+    """Another process kept the warehouse file locked for longer than the lock timeout."""
+
+
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
+def lock_holder(error: BaseException) -> str | None:
+    """'PID 1234 (/usr/bin/python3)' from DuckDB's lock error, None when it names no holder."""
+    found = _HOLDER.search(str(error))
+    return f"PID {found['pid']} ({found['program']})" if found else None
+
+
+def lock_timeout_seconds() -> float:
+    """EVAL_LOOP_LOCK_TIMEOUT (seconds), default 300; a ValueError naming the variable when unusable."""
+    raw = os.environ.get(LOCK_TIMEOUT, "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"{LOCK_TIMEOUT} must be a number of seconds >= 0 (e.g. 300), got {raw!r}")
+    return value
+
+
+def open_warehouse(
+    path: str | os.PathLike[str],
+    *,
+    read_only: bool = False,
+    timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    config: Mapping[str, object] | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """`duckdb.connect`, retried with exponential backoff (0.1 s doubling to 5 s) while the file is locked.
+
+    DuckDB lets one process open a file for writing, and no other process may open it meanwhile, not
+    even read-only; a read-only session elsewhere blocks every writer. Up to `timeout_seconds` this
+    waits (calling `on_wait` once with a message naming the holder), then raises WarehouseLocked naming
+    the process DuckDB says holds the lock. Other errors are raised at once.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    delay = 0.1
+    told = False
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            holder = lock_holder(exc) or "another process"
+            left = deadline - time.monotonic()
+            if left <= 0:
+                why = (
+                    "a process that writes the file (a Dagster run of the loop) keeps every other process out "
+                    "until its step ends: try again when the run's current step has finished"
+                    if read_only
+                    else "a process that has the file open, even read-only (a notebook, the duckdb CLI, a BI "
+                    "tool), keeps every writer out: close that session (or give it a copy of the file) and "
+                    f"re-run; {LOCK_TIMEOUT} sets how long a run waits"
+                )
+                raise WarehouseLocked(
+                    f"cannot open the warehouse {path}{' read-only' if read_only else ' for writing'}: {holder} "
+                    f"has held its lock for more than {timeout_seconds:g} s. DuckDB lets one process at a time "
+                    f"open a database file for writing; {why}. DuckDB said: {exc}"
+                ) from exc
+            if on_wait is not None and not told:
+                on_wait(f"the warehouse {path} is locked by {holder}; waiting up to {timeout_seconds:g} s for it")
+                told = True
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
+
+
+def pause_point(*stages: str) -> None:
+    """Test-only crash hook, inert unless the environment variable EVAL_LOOP_PAUSE_AT names one of `stages`.
+
+    Then it writes the stage and this process's id to the file EVAL_LOOP_PAUSE_MARKER and sleeps, so a
+    crash-safety test knows the run is at that moment and can SIGKILL it there. Stages: `<asset>` and
+    `<asset>:<day>` inside `replace_partitions`, after the partition's rows are written and before the
+    transaction commits; `failure_clusters:embedded`, after new embeddings are cached.
+    """
+    wanted = os.environ.get(PAUSE_AT)
+    if not wanted or wanted not in stages:
+        return
+    Path(os.environ.get(PAUSE_MARKER, "eval-loop-paused")).write_text(f"{wanted} {os.getpid()}\n")
+    time.sleep(3600)
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -95,6 +192,7 @@ def replace_partitions(
         for day in days:
             n = 0 if primary is None else primary.filter(pl.col(primary_column) == day).height
             con.execute("INSERT INTO partition_log VALUES (?, ?, ?, ?, ?)", [asset, day, run_id, n, now])
+        pause_point(asset, *(f"{asset}:{day}" for day in days))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -130,10 +228,17 @@ def logged_days(con: duckdb.DuckDBPyConnection, asset: str) -> set[date]:
     return {r[0] for r in con.execute("SELECT day FROM partition_log WHERE asset = ?", [asset]).fetchall()}
 
 
-def connect(path: str | os.PathLike[str] | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection for the command line (the Dagster layer uses its DuckDB resource)."""
+def connect(
+    path: str | os.PathLike[str] | None = None,
+    read_only: bool = False,
+    timeout_seconds: float = CLI_LOCK_TIMEOUT_SECONDS,
+) -> duckdb.DuckDBPyConnection:
+    """A connection for the command line (the Dagster layer uses its DuckDB resource).
+
+    While a run is writing the file, this waits up to `timeout_seconds` for it, then says who holds it.
+    """
     target = Path(path or warehouse_path())
     if read_only and not target.exists():
         raise FileNotFoundError(f"no warehouse at {target}: run `make run` (or set EVAL_LOOP_WAREHOUSE)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(str(target), read_only=read_only)
+    return open_warehouse(target, read_only=read_only, timeout_seconds=timeout_seconds)

@@ -64,9 +64,10 @@ def cluster_failures(
         .otherwise(pl.col("embedding_source"))
         .alias("embedding_source")
     )
-    canon = rows.filter(pl.col("exact_dup_of").is_null()).sort("day", "app", "ts", "trace_id")
+    canon = rows.filter(pl.col("exact_dup_of").is_null())
     dup_counts = rows.group_by("day", "app", "text_hash").agg(pl.len().alias("copies"))
-    canon = canon.join(dup_counts, on=["day", "app", "text_hash"])
+    # sorted after the join (a join keeps no row order): HDBSCAN numbers clusters by input order
+    canon = canon.join(dup_counts, on=["day", "app", "text_hash"]).sort("day", "app", "ts", "trace_id")
 
     parts: list[pl.DataFrame] = []
     next_id = 0

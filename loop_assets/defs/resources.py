@@ -10,27 +10,42 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from loop_assets.config import LoopConfig, load_config
 from loop_assets.dedup.embedding import SentenceEncoder, model_id
-from loop_assets.warehouse import warehouse_path
+from loop_assets.warehouse import DEFAULT_LOCK_TIMEOUT_SECONDS, lock_timeout_seconds, open_warehouse, warehouse_path
 
 
 class Warehouse(DuckDBResource):
-    """dagster-duckdb's resource (backoff while another process holds the file), closing on errors too.
+    """dagster-duckdb's resource, waiting longer for the file's lock and closing on errors too.
 
+    Another process that has the file open (a user's read-only session, a writer outside the pool)
+    blocks every writer: DuckDB locks the file per process. dagster-duckdb retries for about 100 s;
+    this waits up to `lock_timeout_seconds` with exponential backoff (logging once whom it waits for),
+    then fails the step with `WarehouseLocked` naming the process that holds the lock.
     DuckDBResource.get_connection closes only when the body succeeds; an asset that fails would keep
     the file open for the life of the process and block the next connection.
     """
 
+    lock_timeout_seconds: float = Field(
+        default=DEFAULT_LOCK_TIMEOUT_SECONDS,
+        ge=0,
+        description="How long to wait for another process to let go of the warehouse file (EVAL_LOOP_LOCK_TIMEOUT).",
+    )
+
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with super().get_connection() as con:
-            try:
-                yield con
-            finally:
-                con.close()
+        con = open_warehouse(
+            self.database,
+            timeout_seconds=self.lock_timeout_seconds,
+            config={"custom_user_agent": "dagster", **self.connection_config},
+            on_wait=dg.get_dagster_logger().warning,
+        )
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 class LoopSettings(dg.ConfigurableResource):
@@ -71,12 +86,13 @@ class Embedder(dg.ConfigurableResource):
 
 
 def default_resources() -> dict[str, object]:
-    """Resources from the environment: EVAL_LOOP_WAREHOUSE, EVAL_LOOP_INCOMING, EVAL_LOOP_CONFIG."""
+    """Resources from the environment: EVAL_LOOP_WAREHOUSE, EVAL_LOOP_INCOMING, EVAL_LOOP_CONFIG and
+    EVAL_LOOP_LOCK_TIMEOUT."""
     return {
         "settings": LoopSettings(
             incoming_dir=os.environ.get("EVAL_LOOP_INCOMING", "data/incoming"),
             config_path=os.environ.get("EVAL_LOOP_CONFIG") or None,
         ),
-        "warehouse": Warehouse(database=warehouse_path()),
+        "warehouse": Warehouse(database=warehouse_path(), lock_timeout_seconds=lock_timeout_seconds()),
         "embedder": Embedder(),
     }

@@ -235,6 +235,8 @@ def _normalise(obs: dict[str, Any], ingest: IngestConfig, ts: datetime, ts_field
     model = _str(obs.get("model")) or _str(obs.get("providedModelName"))
     if model and not _str(obs.get("model")):
         used.add("providedModelName")
+    if obs.get("scores") is not None and not isinstance(obs["scores"], list):
+        raise RecordError("wrong_type", f"`scores` must be a list of score objects, got {show(obs['scores'])}")
     scores = [_score(s) for s in obs.get("scores") or [] if isinstance(s, dict)]
     feedback, thumbs, rating, corrected = feedback_columns(scores)
     trace_id = _str(obs.get("traceId")) or _str(trace.get("id")) or "h_" + record_hash(obs)[:32]

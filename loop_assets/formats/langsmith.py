@@ -197,6 +197,8 @@ def _normalise(run: dict[str, Any], ingest: IngestConfig, ts: datetime) -> dict[
         text = None if error is not None else ""
     if finish is None and calls and not text:
         finish = "tool_calls"
+    if run.get("feedback") is not None and not isinstance(run["feedback"], list):
+        raise RecordError("wrong_type", f"`feedback` must be a list of feedback records, got {show(run['feedback'])}")
     feedback_records = [f for f in run.get("feedback") or [] if isinstance(f, dict)]
     scores = [_feedback(f) for f in feedback_records]
     stats = run.get("feedback_stats")

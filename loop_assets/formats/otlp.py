@@ -128,7 +128,7 @@ def decode_value(value: Any, depth: int = 0) -> Any:
             raw = value[key]
             try:
                 return int(raw)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON Infinity
                 return raw
     for key in ("doubleValue", "double_value"):
         if key in value:
@@ -222,7 +222,7 @@ def indexed(flat: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
         if not key.startswith(start):
             continue
         index, _, rest = key[len(start) :].partition(".")
-        if not index.isdigit():
+        if not index.isdecimal():  # isdigit() accepts "²", which int() refuses
             continue
         groups.setdefault(int(index), {})[rest] = item
     return [groups[i] for i in sorted(groups)]
@@ -571,7 +571,7 @@ def _is_nanos(value: Any) -> bool:
         return False
     if isinstance(value, int):
         return value > 10**17
-    return isinstance(value, str) and value.isdigit() and len(value) >= 18
+    return isinstance(value, str) and value.isdecimal() and len(value) >= 18
 
 
 def _error(span: Span, reading: Reading) -> str | None:

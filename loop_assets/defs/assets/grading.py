@@ -1,7 +1,7 @@
 """GRADE: representatives to `graded_candidates`, each day against the suite of the days before it."""
 
 import contextlib
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import duckdb
@@ -21,6 +21,42 @@ from loop_assets.tables import empty
 from loop_assets.warehouse import ensure_tables, query, read_partitions, replace_partitions
 
 previous_day = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+GRADED = dg.AssetKey("graded_candidates")
+GRADING_WAIT_SECONDS = 3
+GRADING_WAIT_RETRIES = 1200  # an hour; only while another live run still has an earlier day to grade
+_LIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+         dg.DagsterRunStatus.STARTED]  # fmt: skip
+
+
+def earlier_grading_in_progress(instance: dg.DagsterInstance, run_id: str, first_day: date) -> dict[str, list[date]]:
+    """Other live runs that will grade a day before `first_day` and have not finished grading: run id -> days.
+
+    Two runs launched together for days D and D+1 (two sensor ticks, a sensor run and the schedule) share
+    the pool one step at a time in any order; D+1 must not be graded before D, or it would miss D's cases
+    (and before D is scored it cannot even tell). Waiting only for days before this run's first day keeps
+    two runs from waiting for each other.
+    """
+    waiting: dict[str, list[date]] = {}
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=_LIVE)):
+        run = record.dagster_run
+        if run.run_id == run_id or (run.asset_selection is not None and GRADED not in run.asset_selection):
+            continue
+        tags = run.tags
+        start = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+        end = tags.get("dagster/asset_partition_range_end") or tags.get("dagster/partition")
+        try:
+            first, last = date.fromisoformat(start or ""), date.fromisoformat(end or "")
+        except ValueError:
+            continue
+        days = [first + timedelta(days=i) for i in range((min(last, first_day - timedelta(days=1)) - first).days + 1)]
+        if not days:
+            continue
+        stats = instance.get_run_step_stats(run.run_id, step_keys=[GRADED.to_python_identifier()])
+        if not any(s.status is not None and s.status.value == "SUCCESS" for s in stats):
+            waiting[run.run_id] = days
+    return waiting
+
+
 EVERY_REPRESENTATIVE_GRADED = "every_representative_graded"
 
 
@@ -128,6 +164,10 @@ def difficulty_of(
     ],
 )
 def graded_candidates(context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse):
+    waiting = earlier_grading_in_progress(context.instance, context.run_id, partition_days(context)[0])
+    if waiting:  # give the pool back and retry: those runs grade their earlier days first
+        context.log.info(f"waiting for other runs to grade earlier days first: {waiting}")
+        raise dg.RetryRequested(max_retries=GRADING_WAIT_RETRIES, seconds_to_wait=GRADING_WAIT_SECONDS)
     config = settings.config()
     graded_days: list[pl.DataFrame] = [empty("graded_candidates")]
     thresholds: list[float] = []
