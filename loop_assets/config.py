@@ -135,6 +135,27 @@ class EmbeddingConfig(_Strict):
     )
     batch_size: int = Field(default=64, gt=0)
     max_chars: int = Field(default=2_000, gt=0, description="Texts are cut to this before embedding.")
+    backend: Literal["auto", "torch", "onnx", "openvino", "openvino_static"] = Field(
+        default="auto",
+        description="torch (fp32), onnx, openvino or openvino_static (int8, exported once from the local model "
+        "files); auto is "
+        "the fastest backend whose dedup decisions agree with torch on at least 99% of the benchmark's "
+        "failures (dedup.backends.MEASURED_DEFAULT), or torch when its runtime is not installed.",
+    )
+
+    @field_validator("backend")
+    @classmethod
+    def _runtime_installed(cls, backend: str) -> str:
+        if backend in ("onnx", "openvino", "openvino_static"):
+            from loop_assets.dedup.backends import available
+
+            if not available(backend):
+                needs = "onnxruntime and onnx" if backend == "onnx" else "openvino, nncf and onnx"
+                raise ValueError(
+                    f"the {backend} backend needs {needs} installed (pip install -e .), or set embedding.backend "
+                    "to auto or torch"
+                )
+        return backend
 
 
 class ClusteringConfig(_Strict):

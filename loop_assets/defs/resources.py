@@ -64,12 +64,13 @@ class LoopSettings(dg.ConfigurableResource):
 class Embedder(dg.ConfigurableResource):
     """A sentence-transformers model, loaded once per run and only when a text needs embedding.
 
-    `model` empty means the configuration file's embedding.model.
+    `model` and `backend` empty mean the configuration file's embedding.model and embedding.backend.
     """
 
     model: str = ""
     batch_size: int = 0
     device: str = "cpu"
+    backend: str = ""
     _encoder: SentenceEncoder | None = PrivateAttr(default=None)
 
     def encoder(self, config: LoopConfig) -> SentenceEncoder:
@@ -78,11 +79,15 @@ class Embedder(dg.ConfigurableResource):
                 model=self.model or config.embedding.model,
                 batch_size=self.batch_size or config.embedding.batch_size,
                 device=self.device,
+                backend=self.backend or config.embedding.backend,
             )
         return self._encoder
 
     def model_id(self, config: LoopConfig) -> str:
-        return model_id(self.model or config.embedding.model)
+        """The embedding cache key (model and resolved backend) without loading the model."""
+        from loop_assets.dedup.backends import resolve_backend
+
+        return model_id(self.model or config.embedding.model, resolve_backend(self.backend or config.embedding.backend))
 
 
 def default_resources() -> dict[str, object]:
