@@ -181,11 +181,23 @@ def ingest(
 # --- reading -------------------------------------------------------------------------------------
 
 
+TRACE_CHUNK_ROWS = 50_000
+"""Parsed traces are moved from Python lists into a Polars frame every this many rows, so a day of a
+million traces is never held as millions of Python objects at once."""
+
+
 class _Rows:
-    """Column lists of the traces, quarantine rows and files read, in reading order."""
+    """Column lists of the traces, quarantine rows and files read, in reading order.
+
+    A trace's original bytes are kept only when its (day, trace_id, span_id) was already read: only
+    such a later copy becomes a quarantine row (`duplicate_record`/`conflicting_duplicate`) and needs
+    them; the kept traces' bytes stay in the file, which `source_file`/`source_line` point to.
+    """
 
     def __init__(self) -> None:
         self.traces: dict[str, list[Any]] = {c: [] for c in _TRACE_SCHEMA}
+        self.trace_chunks: list[pl.DataFrame] = []
+        self.seen: set[tuple[date, str, str | None]] = set()
         self.quarantine: dict[str, list[Any]] = {c: [] for c in _QUARANTINE_SCHEMA}
         self.files: dict[str, list[Any]] = {c: [] for c in _FILE_SCHEMA}
         self.skipped: dict[str, list[Any]] = {c: [] for c in _SKIPPED_ROWS}
@@ -244,7 +256,12 @@ class _Rows:
     def add_trace(
         self, trace: dict[str, Any], rec: SourceRecord, source_file: str, keep: int, digest: str, fmt: str
     ) -> int:
-        raw, truncated = _raw_text(rec, keep)
+        key = (trace["ts"].date(), trace["trace_id"], trace["span_id"])  # ts is UTC here: the trace's day
+        if key in self.seen:
+            raw, truncated = _raw_text(rec, keep)
+        else:
+            self.seen.add(key)
+            raw, truncated = None, None
         values = {
             **{f: trace[f] for f in TRACE_FIELDS},
             "record_hash": digest,
@@ -258,7 +275,14 @@ class _Rows:
         }
         for column, value in values.items():
             self.traces[column].append(value)
+        if len(self.traces["_seq"]) >= TRACE_CHUNK_ROWS:
+            self.trace_chunks.append(self.trace_frame())
+            self.traces = {c: [] for c in _TRACE_SCHEMA}
         return self.seq
+
+    def trace_frame(self) -> pl.DataFrame:
+        """The traces not yet moved into `trace_chunks`, as a frame."""
+        return pl.DataFrame(self.traces, schema=_TRACE_SCHEMA)
 
 
 def _read_file(path: Path, source_file: str, ingest: IngestConfig, now: datetime, rows: _Rows) -> None:
@@ -513,7 +537,8 @@ def _raw_text(rec: SourceRecord, keep: int) -> tuple[str, bool]:
 
 def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -> IngestResult:
     files = pl.DataFrame(rows.files, schema=_FILE_SCHEMA)
-    parsed = pl.DataFrame(rows.traces, schema=_TRACE_SCHEMA).with_columns(day=pl.col("ts").dt.date())
+    parsed = pl.concat([*rows.trace_chunks, rows.trace_frame()]).with_columns(day=pl.col("ts").dt.date())
+    rows.trace_chunks.clear()
     problems = pl.DataFrame(rows.quarantine, schema=_QUARANTINE_SCHEMA)
     skipped_rows = pl.DataFrame(rows.skipped, schema=_SKIPPED_ROWS)
 
