@@ -43,8 +43,8 @@ def failure_clusters(
     days = partition_days(context)
     model = embedder.model_id(config)
     with warehouse.get_connection() as con:
-        raw = read_partitions(con, "raw_traces", days)
-        scored = read_partitions(con, "scored_traces", days)
+        scored = read_partitions(con, "scored_traces", days, where="is_failure")
+        raw = read_partitions(con, "raw_traces", days, trace_ids=scored["trace_id"])
         texts = failing_texts(raw, scored, config)
         canonical = texts.unique(["day", "app", "text_hash"])
         cached = cached_embeddings(con, model, canonical["text_hash"])

@@ -122,8 +122,8 @@ def difficulty_of(
     )
     candidates = candidates_for_difficulty(
         graded.join(known.select("candidate_id"), on="candidate_id", how="anti"),
-        read_partitions(con, "raw_traces", [day]),
-        read_partitions(con, "scored_traces", [day]),
+        read_partitions(con, "raw_traces", [day], trace_ids=graded["trace_id"]),
+        read_partitions(con, "scored_traces", [day], trace_ids=graded["trace_id"]),
         config,
     )
     judge_client = ChatClient.from_config(config.judge)

@@ -51,10 +51,12 @@ def eval_suite(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     written: list[pl.DataFrame] = [empty("eval_suite")]
     with warehouse.get_connection() as con:
         for day in days:
+            graded = read_partitions(con, "graded_candidates", [day])
+            chosen = graded.filter(pl.col("decision") == "promote")["trace_id"]
             cases = promote(
-                graded=read_partitions(con, "graded_candidates", [day]),
-                raw=read_partitions(con, "raw_traces", [day]),
-                scored=read_partitions(con, "scored_traces", [day]),
+                graded=graded,
+                raw=read_partitions(con, "raw_traces", [day], trace_ids=chosen),
+                scored=read_partitions(con, "scored_traces", [day], trace_ids=chosen),
                 existing=read_partitions(con, "eval_suite", [day]),
                 config=config,
                 run_id=context.run_id,
