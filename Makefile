@@ -11,7 +11,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 export EVAL_LOOP_INCOMING ?= $(CURDIR)/data/incoming
 export EVAL_LOOP_WAREHOUSE ?= $(CURDIR)/data/warehouse.duckdb
 
-.PHONY: setup run test dev lint clean
+.PHONY: setup run test dev lint clean bench
 
 setup: $(STAMP)
 
@@ -20,7 +20,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	touch $(STAMP)
 
 run: setup
@@ -34,6 +34,11 @@ run: setup
 
 test: setup
 	$(BIN)/pytest -q
+
+# One day of generated traffic (100,000 traces) through the loop, re-run, baselines and embedding backends;
+# prints the tables and writes data/bench/bench-<traces>.json and .md. Extra flags: BENCH_ARGS="--traces 1000000".
+bench: setup
+	$(BIN)/eval-loop bench $(BENCH_ARGS)
 
 dev: setup
 	$(BIN)/dagster dev -h 127.0.0.1 -p $${PORT:-3000}

@@ -199,6 +199,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from loop_assets.bench import cmd_bench as run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eval-loop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -259,6 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id", help="id of the run (default cli-<timestamp>-<random>); a re-used id is replaced")
     run.add_argument("--no-judge", action="store_true", help="leave rubric checks unknown even if a judge is set")
     run.set_defaults(func=cmd_run)
+
+    from loop_assets.bench import build_parser as bench_arguments
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure the loop on a generated day (default 100,000 traces) against naive and library baselines",
+        description="Generate one day of traffic, run the loop stage by stage on a fresh warehouse, re-run it, "
+        "run the baselines and embedding backends on the same data; print the tables and write "
+        "data/bench/bench-<traces>.json and .md.",
+    )
+    bench_arguments(bench).set_defaults(func=cmd_bench)
     return parser
 
 

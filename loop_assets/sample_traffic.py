@@ -1548,6 +1548,7 @@ class _Generator:
         self.rng = random.Random(seed)
         self.history: dict[str, list[_Case]] = {name: [] for name in FAILURE_FAMILIES}
         self.kind_offset = 0  # malformed kinds rotate across days so every kind shows up in a week
+        self.share_scale = 1.0  # multiplies every family's share (bulk mode sets the failure rate with it)
 
     # ---- one record -------------------------------------------------------------------------------
 
@@ -1679,7 +1680,7 @@ class _Generator:
         rng = self.rng
         scenarios: list[str] = []
         for name, family in FAILURE_FAMILIES.items():
-            expected = per_day * family["share"]
+            expected = per_day * family["share"] * self.share_scale
             scenarios += [name] * int(expected * rng.uniform(0.6, 1.4) + rng.random())
         scenarios = scenarios[:per_day]
         scenarios += ["healthy"] * (per_day - len(scenarios))
@@ -1780,6 +1781,45 @@ def write_traffic(
         path.write_bytes(data)
         paths.append(path)
     return paths
+
+
+FAMILY_SHARE = sum(f["share"] for f in FAILURE_FAMILIES.values())
+"""Share of the default traffic that comes from failure families (about 0.1)."""
+
+
+def write_bulk_day(
+    out_dir: Path,
+    traces: int,
+    seed: int = 7,
+    day: date = DEFAULT_START,
+    family_share: float = 0.037,
+    chunk: int = 20_000,
+) -> Path:
+    """One day of `traces` traces as one JSONL file, written in chunks so memory stays flat at any size.
+
+    For benchmarks at production scale (`eval-loop bench`). Each chunk is a `generate_traffic` day of
+    `chunk` traces (same apps, families, exact repeats, paraphrases, feedback, latency tail, late and
+    malformed lines), so the file is in logging order within each chunk only. `family_share` is the
+    share of traffic from failure families (default 0.037: with the healthy traffic's own slow and
+    errored calls, about 5% of traces fail). Deterministic for the same arguments. This does not
+    change `generate_traffic`, whose bytes the committed sample pins.
+    """
+    if traces < 1 or chunk < 1:
+        raise ValueError(f"traces and chunk must be at least 1, got traces={traces}, chunk={chunk}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    gen = _Generator(seed)
+    gen.share_scale = family_share / FAMILY_SHARE
+    path = out_dir / f"traces-{day.isoformat()}.jsonl"
+    tmp = path.with_name(path.name + ".part")
+    with tmp.open("w", encoding="utf-8") as handle:
+        left = traces
+        while left > 0:
+            n = min(chunk, left)
+            handle.write("\n".join(gen.day_lines(day, n)) + "\n")
+            left -= n
+    tmp.replace(path)
+    return path
 
 
 if __name__ == "__main__":  # pragma: no cover
