@@ -247,9 +247,10 @@ def run_loop(
     from loop_assets.dedup.failure_clusters import cluster_failures, failing_texts
     from loop_assets.defs.assets.grading import isolated_before, representatives_of, suite_before
     from loop_assets.grading import grade_candidates
+    from loop_assets.ingest_plan import ingest_fingerprint, listed_versions, plan_ingest
     from loop_assets.promotion import promote
     from loop_assets.tables import empty
-    from loop_assets.warehouse import connect, ensure_tables, read_partitions, replace_partitions
+    from loop_assets.warehouse import connect, ensure_tables, logged_days, query, read_partitions, replace_partitions
 
     timed = TimedEncoder(encoder)
     model = encoder.model_id
@@ -258,24 +259,45 @@ def run_loop(
     try:
         ensure_tables(con)
         with stages.stage("ingest") as row:
-            result = capture.ingest(incoming, config.ingest, run_id)
-            days = sorted(set(result.manifest["partition_day"].to_list()) | set(result.traces["day"].to_list()))
-            replace_partitions(
-                con,
-                "raw_traces",
+            # as the raw_traces asset: plan (unchanged days and files are not read again), read, write
+            days = [BENCH_DAY]
+            plan = plan_ingest(
                 days,
-                {
-                    "raw_traces": result.traces,
-                    "quarantined_records": result.quarantine,
-                    "ingest_manifest": result.manifest,
-                    "skipped_items": result.skipped,
-                },
-                run_id,
+                listed_versions(incoming),
+                query(con, "SELECT * FROM ingested_files"),
+                read_partitions(con, "ingest_manifest", days),
+                logged_days(con, "raw_traces"),
+                ingest_fingerprint(config),
+                reuse=config.ingest.reuse_unchanged_files,
             )
-            row.rows_in = int(result.manifest.unique("source_file")["file_records"].sum() or 0)
-            row.rows_out = result.traces.height
-            row.note = f"{result.quarantine.height} quarantined"
-            del result
+            if plan.read_days:
+                result = capture.ingest(
+                    incoming, config.ingest, run_id, days=set(plan.read_days), skip_files=plan.skip_files
+                )
+                files = result.files.with_columns(fingerprint=pl.lit(plan.fingerprint), ingest_run_id=pl.lit(run_id))
+                replace_partitions(
+                    con,
+                    "raw_traces",
+                    plan.read_days,
+                    {
+                        "raw_traces": result.traces,
+                        "quarantined_records": result.quarantine,
+                        "ingest_manifest": result.manifest,
+                        "skipped_items": result.skipped,
+                    },
+                    run_id,
+                    upserts={"ingested_files": files},
+                )
+                del result
+            manifest = read_partitions(con, "ingest_manifest", days)
+            row.rows_in = int(manifest.unique("source_file")["file_records"].sum() or 0)
+            row.rows_out = query(con, "SELECT count(*) AS n FROM raw_traces WHERE day = ?", [BENCH_DAY])["n"][0]
+            quarantined = query(
+                con, "SELECT count(*) AS n FROM quarantined_records WHERE partition_day = ?", [BENCH_DAY]
+            )["n"][0]
+            row.note = f"{quarantined} quarantined" + (
+                "; day unchanged since read: left as it is" if plan.reused_days else ""
+            )
         with stages.stage("score") as row:
             raw = read_partitions(con, "raw_traces", days)
             scored = pl.concat([scoring.score_traces(raw.filter(pl.col("day") == d), config, run_id) for d in days])

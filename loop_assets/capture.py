@@ -109,6 +109,9 @@ _QUARANTINE_SCHEMA = pl.Schema(
 )
 _FILE_SCHEMA = pl.Schema({"source_file": pl.String, "file_size": pl.Int64, "file_mtime": tables.UTC_TS})
 
+FILES_READ_SCHEMA = pl.Schema(
+    {"source_file": pl.String, "file_size": pl.Int64, "file_mtime": tables.UTC_TS, "days": pl.List(pl.Date)}
+)
 SKIPPED_SCHEMA = tables.schema("skipped_items")
 """IngestResult.skipped: one row per item that is not an LLM call (a chain span, a SPAN observation, a tool run)."""
 _SKIPPED_ROWS = pl.Schema(
@@ -126,6 +129,9 @@ class IngestResult:
     """INGEST_MANIFEST rows: one per (source_file, partition_day)."""
     skipped: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SKIPPED_SCHEMA))
     """SKIPPED_SCHEMA rows: items inside records that are not LLM calls; not records, listed so none is unaccounted."""
+    files: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FILES_READ_SCHEMA))
+    """FILES_READ_SCHEMA rows: every file read, its version and every partition day its records went to
+    (whatever `days` asked for), so a later ingest knows which files it may skip (`ingest_plan`)."""
 
 
 def list_trace_files(incoming: Path) -> list[Path]:
@@ -163,18 +169,23 @@ def ingest(
     run_id: str,
     days: set[date] | None = None,
     now: datetime | None = None,
+    skip_files: set[str] | None = None,
 ) -> IngestResult:
     """Read every trace file under `incoming` into traces, quarantine and manifest frames.
 
     `now` is the clock future timestamps are judged against (default: the current time).
-    Raises ValueError only for unusable configuration; bad input never raises.
+    `skip_files` (paths relative to `incoming`) are not read: `ingest_plan` names files whose records
+    cannot reach `days`. Raises ValueError only for unusable configuration; bad input never raises.
     """
     incoming = Path(incoming)
     now = utc_now(now)
     earliest_allowed(ingest)  # fail fast on a bad ingest.earliest_timestamp
     rows = _Rows()
     for path in list_trace_files(incoming):
-        _read_file(path, path.relative_to(incoming).as_posix(), ingest, now, rows)
+        source_file = path.relative_to(incoming).as_posix()
+        if skip_files and source_file in skip_files:
+            continue
+        _read_file(path, source_file, ingest, now, rows)
     return _assemble(rows, run_id, days, now)
 
 
@@ -626,6 +637,14 @@ def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -
         .sort("source_file", "partition_day")
     )
 
+    files_read = (
+        ledger.group_by("source_file")
+        .agg(days=pl.col("partition_day").unique().sort())
+        .join(files, on="source_file", how="right")
+        .select(list(FILES_READ_SCHEMA))
+        .sort("source_file")
+    )
+
     if days is not None:
         wanted = sorted(days)
         traces = traces.filter(pl.col("day").is_in(wanted))
@@ -638,4 +657,5 @@ def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -
         quarantine=tables.conform("quarantined_records", quarantine),
         manifest=tables.conform("ingest_manifest", manifest),
         skipped=skipped.cast(dict(SKIPPED_SCHEMA)),
+        files=files_read.cast(dict(FILES_READ_SCHEMA)),
     )

@@ -75,6 +75,12 @@ class IngestConfig(_Strict):
         ge=0,
         description="A last user turn shorter than this gets the preceding turns as context in input_text.",
     )
+    reuse_unchanged_files: bool = Field(
+        default=True,
+        description="Leave a requested day as it is when none of the files it was read from changed, and do not "
+        "read unchanged files whose records go to other days (see loop_assets/ingest_plan.py); false reads every "
+        "file on every run.",
+    )
 
     @field_validator("earliest_timestamp")
     @classmethod

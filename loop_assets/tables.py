@@ -62,6 +62,15 @@ INGEST_MANIFEST: dict[str, tuple[pl.DataType, str]] = {
     "ingest_run_id": (pl.String, "Dagster run that read the file"),
 }
 
+INGESTED_FILES: dict[str, tuple[pl.DataType, str]] = {
+    "source_file": (pl.String, "Path of the trace file, relative to the incoming folder (key)"),
+    "file_size": (pl.Int64, "File size in bytes when last read"),
+    "file_mtime": (UTC_TS, "File modification time when last read"),
+    "days": (pl.List(pl.Date), "Every partition day the file's records were routed to"),
+    "fingerprint": (pl.String, "Ingest and redaction settings and parser code it was read with (ingest_plan)"),
+    "ingest_run_id": (pl.String, "Dagster run that last read the file"),
+}
+
 SCORED_TRACES: dict[str, tuple[pl.DataType, str]] = {
     "trace_id": (pl.String, "Trace id (joins raw_traces on trace_id and day)"),
     "day": (pl.Date, "Partition: UTC day of the trace"),
@@ -253,6 +262,7 @@ TABLES: dict[str, dict[str, tuple[pl.DataType, str]]] = {
     "quarantined_records": QUARANTINED_RECORDS,
     "skipped_items": SKIPPED_ITEMS,
     "ingest_manifest": INGEST_MANIFEST,
+    "ingested_files": INGESTED_FILES,
     "scored_traces": SCORED_TRACES,
     "failure_clusters": FAILURE_CLUSTERS,
     "graded_candidates": GRADED_CANDIDATES,

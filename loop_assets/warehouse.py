@@ -35,6 +35,8 @@ KEYED_TABLES = {
     "judge_cache": "CREATE TABLE judge_cache (judge_model VARCHAR, rubric_version VARCHAR, trace_id VARCHAR, day DATE, "
     "app VARCHAR, score DOUBLE, reason VARCHAR, created_at TIMESTAMPTZ, PRIMARY KEY (judge_model, rubric_version, "
     "trace_id))",
+    "ingested_files": "CREATE TABLE ingested_files (source_file VARCHAR PRIMARY KEY, file_size BIGINT, "
+    "file_mtime TIMESTAMPTZ, days DATE[], fingerprint VARCHAR, ingest_run_id VARCHAR)",
 }
 
 
@@ -163,10 +165,12 @@ def replace_partitions(
     days: Iterable[date],
     frames: Mapping[str, pl.DataFrame],
     run_id: str,
+    upserts: Mapping[str, pl.DataFrame] | None = None,
 ) -> dict[str, int]:
     """Replace the given days of each table with the rows in its frame, in one transaction.
 
-    `frames` maps table name to the new rows of those days; rows outside `days` are a bug.
+    `frames` maps table name to the new rows of those days; rows outside `days` are a bug. `upserts`
+    maps keyed tables to rows that replace the rows with the same key, in the same transaction.
     Returns rows written per table.
     """
     days = sorted(set(days))
@@ -186,6 +190,12 @@ def replace_partitions(
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
                 con.unregister("_rows")
             written[table] = rows.height
+        for table, frame in (upserts or {}).items():
+            if frame.height:
+                con.register("_rows", conform(table, frame).to_arrow())
+                con.execute(f"INSERT OR REPLACE INTO {table} BY NAME SELECT * FROM _rows")
+                con.unregister("_rows")
+            written[table] = frame.height
         now = datetime.now(UTC)
         con.execute("DELETE FROM partition_log WHERE asset = ? AND day IN (SELECT unnest(?::DATE[]))", [asset, days])
         primary = next(iter(frames.values()), None)

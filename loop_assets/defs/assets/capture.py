@@ -2,8 +2,11 @@
 
 import time
 from collections import Counter
+from datetime import date
+from typing import Any
 
 import dagster as dg
+import duckdb
 import polars as pl
 
 from loop_assets import capture, judge, scoring
@@ -12,10 +15,11 @@ from loop_assets.config import RedactionConfig
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import LoopSettings, Warehouse
+from loop_assets.ingest_plan import ingest_fingerprint, listed_versions, plan_ingest
 from loop_assets.llm_client import ChatClient
 from loop_assets.redaction import count_metadata, redact_frame, redact_frame_with_counts
 from loop_assets.step_checks import unscored_traces
-from loop_assets.warehouse import read_partitions, replace_partitions
+from loop_assets.warehouse import ensure_tables, logged_days, query, read_partitions, replace_partitions
 
 RECORDS_ACCOUNTED = "records_accounted_for"
 EVERY_TRACE_SCORED = "every_trace_scored"
@@ -54,54 +58,75 @@ EVERY_TRACE_SCORED = "every_trace_scored"
 def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse):
     config = settings.config()
     days = partition_days(context)
-    started = time.perf_counter()
-    result = capture.ingest(settings.incoming(), config.ingest, context.run_id, days=set(days))
-    ingest_seconds = time.perf_counter() - started
-    traces, quarantine, redacted = _redact_at_ingest(result.traces, result.quarantine, config.redaction)
     with warehouse.get_connection() as con:
-        replace_partitions(
-            con,
-            "raw_traces",
+        ensure_tables(con)
+        plan = plan_ingest(
             days,
-            {
-                "raw_traces": traces,
-                "quarantined_records": quarantine,
-                "ingest_manifest": result.manifest,
-                "skipped_items": result.skipped,
-            },
-            context.run_id,
+            listed_versions(settings.incoming()),
+            query(con, "SELECT * FROM ingested_files"),
+            read_partitions(con, "ingest_manifest", days),
+            logged_days(con, "raw_traces"),
+            ingest_fingerprint(config),
+            reuse=config.ingest.reuse_unchanged_files,
         )
+    if plan.reused_days:
+        context.log.info(f"unchanged since last read, left as they are: {', '.join(map(str, plan.reused_days))}")
+    started = time.perf_counter()
+    redacted: dict[str, object] = {}
+    files_read = 0
+    if plan.read_days:
+        result = capture.ingest(
+            settings.incoming(), config.ingest, context.run_id, days=set(plan.read_days), skip_files=plan.skip_files
+        )
+        files_read = result.files.height
+        traces, quarantine, redacted = _redact_at_ingest(result.traces, result.quarantine, config.redaction)
+        files = result.files.with_columns(
+            fingerprint=pl.lit(plan.fingerprint), ingest_run_id=pl.lit(context.run_id, pl.String)
+        )
+        with warehouse.get_connection() as con:
+            replace_partitions(
+                con,
+                "raw_traces",
+                plan.read_days,
+                {
+                    "raw_traces": traces,
+                    "quarantined_records": quarantine,
+                    "ingest_manifest": result.manifest,
+                    "skipped_items": result.skipped,
+                },
+                context.run_id,
+                upserts={"ingested_files": files},
+            )
+        del result, traces, quarantine
+    ingest_seconds = time.perf_counter() - started
+    with warehouse.get_connection() as con:
         accounting = record_accounting(con, days)
+        stored = _stored_figures(con, days)
     # Previews land in the Dagster event log: never with PII, whether or not the tables are redacted.
-    trace_preview = _redacted_head(
-        traces.select("trace_id", "ts", "app", "input_text", "output_text", "source_file", "source_line"),
-        ["input_text", "output_text"],
-        config.redaction,
-    )
-    quarantine_preview = _redacted_head(
-        quarantine.select("source_file", "source_line", "reason_code", "reason"), ["reason"], config.redaction
-    )
+    trace_preview = redact_frame(stored["trace_preview"], ["input_text", "output_text"], config.redaction)
+    quarantine_preview = redact_frame(stored["quarantine_preview"], ["reason"], config.redaction)
     yield dg.MaterializeResult(
         asset_key="raw_traces",
         metadata={
-            "dagster/row_count": traces.height,
-            "traces": traces.height,
-            "files": result.manifest["source_file"].n_unique(),
+            "dagster/row_count": stored["traces"],
+            "traces": stored["traces"],
+            "files": stored["files"],
+            "files_read": files_read,
+            "files_skipped": len(plan.skip_files),
+            "days_reused": len(plan.reused_days),
             "ingest_seconds": round(ingest_seconds, 3),
-            "skipped_items": result.skipped.height,
-            "apps": dg.MetadataValue.json(traces.group_by("app").len().sort("app").to_dicts()),
-            **redacted,
+            "skipped_items": stored["skipped_items"],
+            "apps": dg.MetadataValue.json(stored["apps"]),
+            **(redacted or {"redaction": "no file read" if not plan.read_days else "off"}),
             "preview": markdown_preview(trace_preview),
         },
     )
     yield dg.MaterializeResult(
         asset_key="quarantined_records",
         metadata={
-            "dagster/row_count": quarantine.height,
-            "quarantined": quarantine.height,
-            "by_reason": dg.MetadataValue.json(
-                quarantine.group_by("reason_code").len().sort("len", descending=True).to_dicts()
-            ),
+            "dagster/row_count": stored["quarantined"],
+            "quarantined": stored["quarantined"],
+            "by_reason": dg.MetadataValue.json(stored["by_reason"]),
             "preview": markdown_preview(quarantine_preview),
         },
     )
@@ -119,6 +144,45 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     )
 
 
+def _stored_figures(con: duckdb.DuckDBPyConnection, days: list[date]) -> dict[str, Any]:
+    """Counts and previews of the requested days as stored, whether this run read them or left them as they were."""
+    day_list = [sorted(days)]
+    in_days = "IN (SELECT unnest(?::DATE[]))"
+    apps = query(
+        con, f"SELECT app, count(*) AS len FROM raw_traces WHERE day {in_days} GROUP BY app ORDER BY app", day_list
+    )
+    reasons = query(
+        con,
+        f"SELECT reason_code, count(*) AS len FROM quarantined_records WHERE partition_day {in_days} "
+        "GROUP BY reason_code ORDER BY len DESC, reason_code",
+        day_list,
+    )
+    return {
+        "traces": int(apps["len"].sum() or 0),
+        "apps": apps.to_dicts(),
+        "quarantined": int(reasons["len"].sum() or 0),
+        "by_reason": reasons.to_dicts(),
+        "files": query(
+            con, f"SELECT count(DISTINCT source_file) AS n FROM ingest_manifest WHERE partition_day {in_days}", day_list
+        )["n"][0],
+        "skipped_items": query(con, f"SELECT count(*) AS n FROM skipped_items WHERE partition_day {in_days}", day_list)[
+            "n"
+        ][0],
+        "trace_preview": query(
+            con,
+            "SELECT trace_id, ts, app, input_text, output_text, source_file, source_line FROM raw_traces "
+            f"WHERE day {in_days} ORDER BY day, source_file, source_line LIMIT {PREVIEW_ROWS}",
+            day_list,
+        ),
+        "quarantine_preview": query(
+            con,
+            "SELECT source_file, source_line, reason_code, reason FROM quarantined_records "
+            f"WHERE partition_day {in_days} ORDER BY partition_day, source_file, source_line LIMIT {PREVIEW_ROWS}",
+            day_list,
+        ),
+    }
+
+
 # Text columns that may carry what a user typed or a system logged.
 INGEST_REDACTED_TRACE_COLUMNS = [
     "input_messages",
@@ -131,10 +195,6 @@ INGEST_REDACTED_TRACE_COLUMNS = [
 ]
 INGEST_REDACTED_QUARANTINE_COLUMNS = ["raw", "reason"]
 PREVIEW_ROWS = 10  # markdown_preview's default: only these rows are shown, so only these are redacted
-
-
-def _redacted_head(frame: pl.DataFrame, columns: list[str], settings: RedactionConfig) -> pl.DataFrame:
-    return pl.concat([redact_frame(frame.head(PREVIEW_ROWS), columns, settings), frame.slice(PREVIEW_ROWS)])
 
 
 def _redact_at_ingest(

@@ -1,0 +1,117 @@
+"""Which trace files and days an ingest must read, given what the warehouse already holds.
+
+A daily run asks for one day, but the incoming folder holds weeks of files, and re-running a day whose
+files did not change would read them all again for the same rows. Every ingest therefore records, per
+file it read, the version it read (size and modification time), every partition day its records went
+to, and the fingerprint of what turns bytes into rows (`ingest_fingerprint`: the ingest and redaction
+settings and the parser code). Then:
+
+- a requested day is *unchanged*, and is left as it is, when every trace file in the folder is one an
+  ingest with this fingerprint already read at its present version, and the files that hold the day
+  are exactly the files (and versions) its stored partition was read from. Any new or changed file
+  makes every requested day be read again: its days are not known until it is read;
+- a file is *skipped* when it is unchanged and none of its recorded days is a day being read: its rows
+  could only go to other days (routing and duplicates are per day), so reading it changes nothing.
+
+Both are exact, not heuristics: what is reused or skipped is what reading would have produced again.
+`ingest.reuse_unchanged_files: false` turns both off (every run reads every file, as before).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import polars as pl
+
+from loop_assets.capture import list_trace_files
+from loop_assets.config import LoopConfig
+
+_PACKAGE = Path(__file__).parent
+PARSER_SOURCES = ("capture.py", "formats", "redaction.py")
+"""Code whose change changes the rows an ingest writes; it is part of the fingerprint."""
+
+
+def ingest_fingerprint(config: LoopConfig) -> str:
+    """sha256 over the ingest and redaction settings and the parser code: rows read under another
+    fingerprint may differ, so they are never reused."""
+    digest = hashlib.sha256()
+    settings = {"ingest": config.ingest.model_dump(mode="json"), "redaction": config.redaction.model_dump(mode="json")}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for name in PARSER_SOURCES:
+        target = _PACKAGE / name
+        for path in sorted(target.rglob("*.py")) if target.is_dir() else [target]:
+            digest.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def file_version(path: Path) -> tuple[int, datetime]:
+    """(size, modification time) as capture records them in ingest_manifest."""
+    stat = path.stat()
+    return stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC)
+
+
+def listed_versions(incoming: Path) -> dict[str, tuple[int, datetime]]:
+    """The present version of every trace file under `incoming`, by its path relative to it."""
+    incoming = Path(incoming)
+    versions = {}
+    for path in list_trace_files(incoming):
+        try:
+            versions[path.relative_to(incoming).as_posix()] = file_version(path)
+        except OSError:  # vanished or unreadable: capture reports it; never reuse around it
+            versions[path.relative_to(incoming).as_posix()] = (-1, datetime.fromtimestamp(0, UTC))
+    return versions
+
+
+@dataclass(frozen=True)
+class IngestPlan:
+    read_days: list[date]
+    """Requested days to read from the files and write again."""
+    reused_days: list[date]
+    """Requested days left as they are: nothing they were read from has changed."""
+    skip_files: set[str] = field(default_factory=set)
+    """Files not read at all: unchanged, and none of their records goes to a day being read."""
+    fingerprint: str = ""
+
+
+def plan_ingest(
+    days: Iterable[date],
+    listed: dict[str, tuple[int, datetime]],
+    known: pl.DataFrame,
+    stored_manifest: pl.DataFrame,
+    stored_days: set[date],
+    fingerprint: str,
+    reuse: bool = True,
+) -> IngestPlan:
+    """The plan for ingesting `days`.
+
+    `listed`: `listed_versions` of the incoming folder; `known`: the ingested_files table; `stored_manifest`:
+    ingest_manifest rows of the requested days; `stored_days`: days whose raw_traces partition is written.
+    """
+    days = sorted(set(days))
+    if not reuse:
+        return IngestPlan(days, [], set(), fingerprint)
+    current = {
+        row["source_file"]: set(row["days"] or [])
+        for row in known.iter_rows(named=True)
+        if row["fingerprint"] == fingerprint
+        and row["source_file"] in listed
+        and listed[row["source_file"]] == (row["file_size"], row["file_mtime"])
+    }
+    reused: list[date] = []
+    if set(listed) == set(current):  # no new or changed file: a day's rows can only come from these
+        for day in days:
+            holders = {(f, *listed[f]) for f, file_days in current.items() if day in file_days}
+            stored = {
+                (r["source_file"], r["file_size"], r["file_mtime"])
+                for r in stored_manifest.filter(pl.col("partition_day") == day).iter_rows(named=True)
+            }
+            if day in stored_days and holders == stored:
+                reused.append(day)
+    read = [d for d in days if d not in reused]
+    skip = {f for f, file_days in current.items() if not file_days & set(read)}
+    return IngestPlan(read, reused, skip, fingerprint)
