@@ -48,9 +48,14 @@ Everything here is plain Python and Polars: the Dagster asset calls `ingest` and
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import multiprocessing
 import os
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import chain
@@ -76,7 +81,8 @@ from loop_assets.formats.base import (
     utc_now,
 )
 from loop_assets.formats.documents import is_document, locate, path_text, read_document
-from loop_assets.formats.jsonl import SourceRecord, read_records
+from loop_assets.formats.jsonl import SourceRecord, decoded, read_records
+from loop_assets.warehouse import pause_point
 
 TRACE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json.gz")
 SKIP_SUFFIXES = (".tmp", ".part")
@@ -181,11 +187,15 @@ def ingest(
     now = utc_now(now)
     earliest_allowed(ingest)  # fail fast on a bad ingest.earliest_timestamp
     rows = _Rows()
-    for path in list_trace_files(incoming):
-        source_file = path.relative_to(incoming).as_posix()
-        if skip_files and source_file in skip_files:
-            continue
-        _read_file(path, source_file, ingest, now, rows)
+    workers = _Workers(ingest.workers or _cores())
+    try:
+        for path in list_trace_files(incoming):
+            source_file = path.relative_to(incoming).as_posix()
+            if skip_files and source_file in skip_files:
+                continue
+            _read_file(path, source_file, ingest, now, rows, workers)
+    finally:
+        workers.close()
     return _assemble(rows, run_id, days, now)
 
 
@@ -296,40 +306,42 @@ class _Rows:
         return pl.DataFrame(self.traces, schema=_TRACE_SCHEMA)
 
 
-def _read_file(path: Path, source_file: str, ingest: IngestConfig, now: datetime, rows: _Rows) -> None:
+def _read_file(
+    path: Path, source_file: str, ingest: IngestConfig, now: datetime, rows: _Rows, workers: _Workers | None = None
+) -> None:
     try:
         stat = path.stat()
         rows.add_file(source_file, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
     except OSError:
         rows.add_file(source_file, None, None)
     keep = ingest.quarantine_raw_max_bytes
-    reader = read_document if is_document(path) else read_records
-    records: Iterator[SourceRecord] = reader(path, max_record_bytes=ingest.max_record_bytes, keep_bytes=keep)
+    lines: Iterator[SourceRecord] | None = None
+    if is_document(path):
+        records = read_document(path, max_record_bytes=ingest.max_record_bytes, keep_bytes=keep)
+    else:  # lines are decoded here, or in batches by worker processes (`_read_in_batches`)
+        lines = read_records(path, max_record_bytes=ingest.max_record_bytes, keep_bytes=keep, decode=False)
+        records = (decoded(rec, ingest.max_record_bytes) for rec in lines)
     records_head: list[SourceRecord] = []
     if ingest.format == "auto":  # look at the first decoded records, then read on from there
-        decoded = 0
+        ok = 0
         for rec in records:
             records_head.append(rec)
-            decoded += rec.ok
-            if decoded >= DETECT_SAMPLE:
+            ok += rec.ok
+            if ok >= DETECT_SAMPLE:
                 break
     fmt, no_format_reason = _file_format(ingest, records_head)
     fmt_name = fmt.name if fmt else None
 
     file_start = rows.seq
     pending: list[tuple[Part, SourceRecord, str | None]] = []  # skipped document elements awaiting a row
+    if lines is not None and fmt is not None and getattr(fmt, "split", None) is None and workers is not None:
+        for rec in records_head:
+            _read_one(rec, fmt, "", source_file, ingest, now, rows, pending)
+        _read_in_batches(lines, fmt, source_file, ingest, now, rows, workers)
+        return
     for rec in chain(records_head, records):
         before = rows.seq
-        if rec.error is not None:
-            rows.add_quarantine(rec, source_file, keep, rec.error.code, rec.error.reason, None, fmt_name)
-        elif fmt is None:
-            assert rec.obj is not None
-            keys = ", ".join(show(k, 30) for k in list(rec.obj)[:12]) or "none"
-            rows.add_quarantine(
-                rec, source_file, keep, "unknown_format", f"{no_format_reason}; this record's keys: {keys}", None, None
-            )
-        else:
-            _read_record(rec, fmt, source_file, ingest, now, rows, pending)
+        _read_one(rec, fmt, no_format_reason, source_file, ingest, now, rows, pending)
         if pending and rows.seq > before:  # skipped items go with the next row of their file
             for part, view, where in pending:
                 rows.add_skipped(part, view.line, source_file, where, fmt_name or "", before + 1)
@@ -343,6 +355,188 @@ def _read_file(path: Path, source_file: str, ingest: IngestConfig, now: datetime
             anchor = rows.add_quarantine(pending[0][1], source_file, keep, "no_trace", reason, None, fmt.name)
         for part, view, where in pending:
             rows.add_skipped(part, view.line, source_file, where, fmt.name, anchor)
+
+
+def _read_one(
+    rec: SourceRecord,
+    fmt: TraceFormat | None,
+    no_format_reason: str,
+    source_file: str,
+    ingest: IngestConfig,
+    now: datetime,
+    rows: _Rows,
+    pending: list[tuple[Part, SourceRecord, str | None]],
+) -> None:
+    """One record of a file: its rows (or quarantine row) added to `rows`."""
+    keep = ingest.quarantine_raw_max_bytes
+    fmt_name = fmt.name if fmt else None
+    if rec.error is not None:
+        rows.add_quarantine(rec, source_file, keep, rec.error.code, rec.error.reason, None, fmt_name)
+    elif fmt is None:
+        assert rec.obj is not None
+        keys = ", ".join(show(k, 30) for k in list(rec.obj)[:12]) or "none"
+        rows.add_quarantine(
+            rec, source_file, keep, "unknown_format", f"{no_format_reason}; this record's keys: {keys}", None, None
+        )
+    else:
+        _read_record(rec, fmt, source_file, ingest, now, rows, pending)
+
+
+# --- large JSON Lines files: parsed in batches by worker processes ---------------------------------
+
+BATCH_LINES = 5_000
+"""Lines per batch a worker parses. A file of one batch or less is parsed in the run's own process."""
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class _Workers:
+    """A pool of `size` processes, started on first use (small files never start one)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, batch: list[SourceRecord], *args: Any) -> Future | None:
+        """The batch's future result, or None when the pool is broken (a worker was killed)."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.size, mp_context=multiprocessing.get_context("spawn"))
+        # plain tuples for undecoded lines: pickling them is ~8x cheaper than pickling the records
+        payload = [(rec.line, rec.raw, rec.raw_bytes) if rec.undecoded else rec for rec in batch]
+        try:
+            return self._pool.submit(_parse_batch_in_worker, payload, *args)
+        except BrokenProcessPool:
+            return None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+def _parse_batch(
+    batch: list[SourceRecord | tuple[int, bytes, int]],
+    fmt_name: str,
+    source_file: str,
+    ingest: IngestConfig,
+    now: datetime,
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """The rows of a run of lines, numbered from 1 (`_merge_batch` moves them into place).
+
+    Runs in a worker process: the same `_read_one` as the serial path, so the rows are the same."""
+    rows = _Rows()
+    fmt = FORMATS[fmt_name]
+    for item in batch:
+        rec = SourceRecord(*item, undecoded=True) if isinstance(item, tuple) else item
+        _read_one(decoded(rec, ingest.max_record_bytes), fmt, "", source_file, ingest, now, rows, [])
+    traces = pl.concat([*rows.trace_chunks, rows.trace_frame()])
+    return traces, pl.DataFrame(rows.quarantine, schema=_QUARANTINE_SCHEMA), rows.seq
+
+
+def _parse_batch_in_worker(
+    batch: list[SourceRecord | tuple[int, bytes, int]],
+    fmt_name: str,
+    source_file: str,
+    ingest: IngestConfig,
+    now: datetime,
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    pause_point("capture:worker")  # test-only hook (a worker killed mid-batch), inert unless EVAL_LOOP_PAUSE_AT
+    return _parse_batch(batch, fmt_name, source_file, ingest, now)
+
+
+def _read_in_batches(
+    lines: Iterator[SourceRecord],
+    fmt: TraceFormat,
+    source_file: str,
+    ingest: IngestConfig,
+    now: datetime,
+    rows: _Rows,
+    workers: _Workers,
+) -> None:
+    """The rest of a JSON Lines file of a format with one trace per line: batches of lines parsed by the
+    workers (a few in flight, merged in file order), or here when the file is one batch or there is one core.
+
+    A batch whose worker fails (a killed process) is parsed here instead: nothing is lost."""
+    batches = _batched(lines, BATCH_LINES)
+    first = next(batches, None)
+    if first is None:
+        return
+    second = next(batches, None)
+    args = (fmt.name, source_file, ingest, now)
+    if second is None or workers.size == 1:
+        for batch in chain([first], [second] if second else [], batches):
+            _merge_batch(rows, _parse_batch(batch, *args), batch, ingest)
+        return
+    in_flight: deque[tuple[Future | None, list[SourceRecord]]] = deque()
+    for batch in chain([first, second], batches):
+        in_flight.append((workers.submit(batch, *args), batch))
+        while len(in_flight) > 2 * workers.size:
+            _merge_next(rows, in_flight, args, ingest)
+    while in_flight:
+        _merge_next(rows, in_flight, args, ingest)
+
+
+def _merge_next(
+    rows: _Rows,
+    in_flight: deque[tuple[Future | None, list[SourceRecord]]],
+    args: tuple[Any, ...],
+    ingest: IngestConfig,
+) -> None:
+    future, batch = in_flight.popleft()
+    try:
+        result = future.result() if future is not None else _parse_batch(batch, *args)
+    except Exception:  # the worker died or could not run: the batch is still here
+        result = _parse_batch(batch, *args)
+    _merge_batch(rows, result, batch, ingest)
+
+
+def _batched(items: Iterable[SourceRecord], size: int) -> Iterator[list[SourceRecord]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _merge_batch(
+    rows: _Rows, result: tuple[pl.DataFrame, pl.DataFrame, int], batch: list[SourceRecord], ingest: IngestConfig
+) -> None:
+    """Add a parsed batch to `rows` after everything read before it, as if read here.
+
+    Its rows are renumbered after the rows so far. A worker sees only its batch, so a trace it kept
+    without bytes may repeat one of an earlier batch: it gets its line's bytes here, as `_Rows.add_trace`
+    would have given them (one trace per line: the trace's bytes are its line's)."""
+    traces, quarantine, count = result
+    offset = rows.seq
+    rows.seq += count
+    if traces.height:
+        traces = traces.with_columns(pl.col("_seq") + offset)
+        keys = traces.select(pl.col("ts").dt.date(), "trace_id", "span_id").rows()
+        raws = traces["_raw"].to_list()
+        fill: dict[int, tuple[str, bool]] = {}
+        lines: dict[int, SourceRecord] | None = None
+        for i, key in enumerate(keys):
+            if key not in rows.seen:
+                rows.seen.add(key)
+            elif raws[i] is None:
+                lines = lines if lines is not None else {rec.line: rec for rec in batch}
+                fill[i] = _raw_text(lines[traces["source_line"][i]], ingest.quarantine_raw_max_bytes)
+        if fill:
+            at = pl.Series(list(fill), dtype=pl.UInt32)
+            traces = traces.with_columns(
+                traces["_raw"].scatter(at, [raw for raw, _ in fill.values()]),
+                traces["_raw_truncated"].scatter(at, [cut for _, cut in fill.values()]),
+            )
+        if rows.traces["_seq"]:
+            rows.trace_chunks.append(rows.trace_frame())
+            rows.traces = {c: [] for c in _TRACE_SCHEMA}
+        rows.trace_chunks.append(traces)
+    if quarantine.height:
+        for column, values in quarantine.with_columns(pl.col("_seq") + offset).to_dict(as_series=False).items():
+            rows.quarantine[column].extend(values)
 
 
 def _read_record(
@@ -461,7 +655,7 @@ def _read_part(
 def _digest(obj: Any, rec: SourceRecord) -> str:
     """The item's record_hash; for JSON nested too deeply to serialise again, the sha256 of its bytes."""
     try:
-        return record_hash(obj)
+        return record_hash(obj, rec.raw if rec.raw_bytes == len(rec.raw) else None)
     except RecursionError:
         return hashlib.sha256(rec.raw).hexdigest()
 

@@ -75,6 +75,12 @@ class IngestConfig(_Strict):
         ge=0,
         description="A last user turn shorter than this gets the preceding turns as context in input_text.",
     )
+    workers: int = Field(
+        default=0,
+        ge=0,
+        description="Processes that parse a large JSON Lines file in batches (one trace per line formats); "
+        "0: one per CPU core; 1: parse in the run's own process.",
+    )
     reuse_unchanged_files: bool = Field(
         default=True,
         description="Leave a requested day as it is when none of the files it was read from changed, and do not "

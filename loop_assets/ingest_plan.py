@@ -40,7 +40,8 @@ def ingest_fingerprint(config: LoopConfig) -> str:
     """sha256 over the ingest and redaction settings and the parser code: rows read under another
     fingerprint may differ, so they are never reused."""
     digest = hashlib.sha256()
-    settings = {"ingest": config.ingest.model_dump(mode="json"), "redaction": config.redaction.model_dump(mode="json")}
+    ingest = config.ingest.model_dump(mode="json", exclude={"workers", "reuse_unchanged_files"})  # no effect on rows
+    settings = {"ingest": ingest, "redaction": config.redaction.model_dump(mode="json")}
     digest.update(json.dumps(settings, sort_keys=True).encode())
     for name in PARSER_SOURCES:
         target = _PACKAGE / name

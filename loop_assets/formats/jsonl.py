@@ -55,6 +55,8 @@ class SourceRecord:
     error: RecordError | None = None
     path: tuple[str | int, ...] = ()
     """Where the record sits in a whole-document file (`formats.documents`): (3,) for the 4th array element."""
+    undecoded: bool = False
+    """A line read with `decode=False`: `decoded` turns it into the record `read_records` would have given."""
 
     @property
     def ok(self) -> bool:
@@ -118,11 +120,17 @@ def decode_line(line: int, raw: bytes, size: int, too_large: bool, max_record_by
     return SourceRecord(line, raw, size, obj=obj)
 
 
-def read_records(path: Path, *, max_record_bytes: int, keep_bytes: int) -> Iterator[SourceRecord]:
+def decoded(rec: SourceRecord, max_record_bytes: int) -> SourceRecord:
+    """The record of a line read with `decode=False` (any other record as it is)."""
+    return decode_line(rec.line, rec.raw, rec.raw_bytes, False, max_record_bytes) if rec.undecoded else rec
+
+
+def read_records(path: Path, *, max_record_bytes: int, keep_bytes: int, decode: bool = True) -> Iterator[SourceRecord]:
     """Yield every line of a JSONL or JSONL.gz file as a SourceRecord; never raises for bad input.
 
     `keep_bytes` is how much of a too-large line is kept (capture passes quarantine_raw_max_bytes);
-    it is capped at max_record_bytes + 1.
+    it is capped at max_record_bytes + 1. With `decode=False` lines that fit are yielded undecoded
+    (`decoded` decodes one), so another process can parse them.
     """
     keep_bytes = min(keep_bytes, max_record_bytes + 1)
     try:
@@ -175,7 +183,7 @@ def read_records(path: Path, *, max_record_bytes: int, keep_bytes: int) -> Itera
                     add(chunk[start:newline])
                     start = newline + 1
                     line += 1
-                    yield _finish(line, buf, size, too_large, last_cr, max_record_bytes, keep_bytes)
+                    yield _finish(line, buf, size, too_large, last_cr, max_record_bytes, keep_bytes, decode)
                     buf.clear()
                     size, too_large, last_cr = 0, False, False
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -203,7 +211,7 @@ def read_records(path: Path, *, max_record_bytes: int, keep_bytes: int) -> Itera
 
         if size or too_large:  # a last line without a terminator
             line += 1
-            yield _finish(line, buf, size, too_large, last_cr, max_record_bytes, keep_bytes)
+            yield _finish(line, buf, size, too_large, last_cr, max_record_bytes, keep_bytes, decode)
         if line == 0:
             what = "a gzip of no data" if is_gzip else "0 bytes"
             yield SourceRecord(0, b"", 0, error=RecordError("empty_file", f"the file is empty ({what})"))
@@ -217,6 +225,7 @@ def _finish(
     last_cr: bool,
     max_record_bytes: int,
     keep_bytes: int,
+    decode: bool = True,
 ) -> SourceRecord:
     if last_cr:  # '\r\n' terminator
         size -= 1
@@ -224,6 +233,8 @@ def _finish(
             del buf[-1:]
     too_large = size > max_record_bytes
     raw = bytes(buf[:keep_bytes]) if too_large else bytes(buf)
+    if not decode and not too_large:
+        return SourceRecord(line, raw, size, undecoded=True)
     return decode_line(line, raw, size, too_large, max_record_bytes)
 
 
