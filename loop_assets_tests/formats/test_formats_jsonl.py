@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import tracemalloc
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from loop_assets.formats import jsonl
-from loop_assets.formats.jsonl import SourceRecord, read_records
+from loop_assets.formats.base import canonical_json, record_hash
+from loop_assets.formats.jsonl import SourceRecord, decode_line, read_records
 
 GOOD = b'{"a": 1}'
 
@@ -167,3 +169,67 @@ def test_unreadable_file_is_one_problem(tmp_path, monkeypatch):
 
 def test_missing_file_is_unreadable_not_a_crash(tmp_path):
     assert codes(read(tmp_path / "gone.jsonl")) == [(0, "unreadable_file")]
+
+
+TRICKY_LINES = [
+    b'{"n": 123456789012345678901234567890, "m": -9223372036854775809}',  # beyond 64 bits: orjson would float them
+    b'{"x": NaN, "y": Infinity, "z": -Infinity}',  # json reads them, orjson refuses
+    b'{"s": "\\ud800 lone surrogate"}',
+    b'{"f": 1e400}',
+    b'{"e": [1e-7, 1e+16, 5e-324, -0.0, 0.1]}',
+    b'{"a": 1, "a": 2}',
+    b'{"a": null, "a": 1, "s": "null", "n": [null]}',
+    b'{"big": 1' + b"0" * 400 + b".5}",
+    b'{"ctl": "\\u0000\\u001f\\u007f\\u2028", "emoji": "\\ud83d\\ude00"}',
+    b'{"deep": ' + b"[" * 2000 + b"]" * 2000 + b"}",
+    b'  {"padded": true}  ',
+    b'{"a": 1} trailing',
+    b"[1, 2]",
+]
+
+
+@pytest.mark.parametrize("raw", TRICKY_LINES)
+def test_decoding_and_the_fast_record_hash_give_exactly_what_json_gives(raw):
+    record = decode_line(1, raw, len(raw), False, 10_000_000)
+    try:
+        expected = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        assert record.error is not None and record.error.code == "invalid_json"
+        return
+    if not isinstance(expected, dict):
+        assert record.error is not None and record.error.code == "wrong_type"
+        return
+    assert record.error is None
+    assert json.dumps(record.obj) == json.dumps(expected)  # NaN != NaN, so compare the serialisation
+    if len(raw) < 1000:
+        assert (
+            record_hash(record.obj, raw)
+            == hashlib.sha256(canonical_json(expected).encode("utf-8", "surrogatepass")).hexdigest()
+        )
+
+
+def test_the_fast_record_hash_equals_json_s_on_random_records():
+    import random
+
+    rng = random.Random(5)
+
+    def value(depth: int):
+        kind = rng.randrange(9 if depth < 3 else 6)
+        if kind == 0:
+            return rng.choice([None, True, False])
+        if kind == 1:
+            return rng.randint(-(2**70), 2**70) if rng.random() < 0.1 else rng.randint(-1000, 10**12)
+        if kind == 2:
+            return rng.choice([rng.uniform(-1e6, 1e6), 10 ** rng.uniform(-320, 308), -(10 ** rng.uniform(-12, 20))])
+        if kind in (3, 4, 5):
+            return "".join(rng.choice('ab é😀\n\t"\\/\x00\x7fnull-e-5') for _ in range(rng.randrange(12)))
+        if kind in (6, 7):
+            return {rng.choice(["k", "K", "é", "a b", "null", "z"]) + str(i): value(depth + 1) for i in range(4)}
+        return [value(depth + 1) for _ in range(rng.randrange(4))]
+
+    for _ in range(3000):
+        obj = {"id": value(3), "data": value(0)}
+        raw = json.dumps(obj).encode()
+        decoded = json.loads(raw)
+        reference = hashlib.sha256(canonical_json(decoded).encode("utf-8", "surrogatepass")).hexdigest()
+        assert record_hash(decoded, raw) == reference, raw
