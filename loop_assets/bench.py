@@ -299,7 +299,7 @@ def run_loop(
                 "; day unchanged since read: left as it is" if plan.reused_days else ""
             )
         with stages.stage("score") as row:
-            raw = read_partitions(con, "raw_traces", days)
+            raw = read_partitions(con, "raw_traces", days, columns=scoring.INPUT_COLUMNS)  # as the asset, no judge
             scored = pl.concat([scoring.score_traces(raw.filter(pl.col("day") == d), config, run_id) for d in days])
             replace_partitions(con, "scored_traces", days, {"scored_traces": scored}, run_id)
             row.rows_in, row.rows_out = raw.height, int(scored["is_failure"].sum())

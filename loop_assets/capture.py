@@ -742,18 +742,31 @@ def _raw_text(rec: SourceRecord, keep: int) -> tuple[str, bool]:
 
 def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -> IngestResult:
     files = pl.DataFrame(rows.files, schema=_FILE_SCHEMA)
+    # The wide frame of parsed traces is filtered once at the end; everything else works on narrow
+    # columns, so a day of a million traces is not copied by sorts and joins (it was ~4 copies).
     parsed = pl.concat([*rows.trace_chunks, rows.trace_frame()]).with_columns(day=pl.col("ts").dt.date())
     rows.trace_chunks.clear()
+    if not parsed["_seq"].is_sorted():
+        parsed = parsed.sort("_seq")
     problems = pl.DataFrame(rows.quarantine, schema=_QUARANTINE_SCHEMA)
     skipped_rows = pl.DataFrame(rows.skipped, schema=_SKIPPED_ROWS)
 
     # Duplicates: per (day, trace_id, span_id), the first in reading order is kept.
-    parsed = parsed.sort("_seq").with_columns(
+    ranked = parsed.select(
+        "_seq",
+        "day",
+        "trace_id",
+        "span_id",
+        "record_hash",
+        "source_file",
+        "source_line",
+        "source_format",
         _rank=pl.int_range(pl.len()).over(_DEDUP_KEYS),
         _kept_file=pl.col("source_file").first().over(_DEDUP_KEYS),
         _kept_line=pl.col("source_line").first().over(_DEDUP_KEYS),
         _kept_hash=pl.col("record_hash").first().over(_DEDUP_KEYS),
     )
+    is_duplicate = ranked["_rank"] > 0
     same = pl.col("record_hash") == pl.col("_kept_hash")
     trace_label = (
         pl.when(pl.col("span_id").is_null())
@@ -762,7 +775,10 @@ def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -
     )
     kept_at = pl.format("{}:{}", pl.col("_kept_file"), pl.col("_kept_line"))
     here = pl.format("{}:{}", pl.col("source_file"), pl.col("source_line"))
-    duplicates = parsed.filter(pl.col("_rank") > 0).select(
+    later_copies = ranked.filter(is_duplicate).join(
+        parsed.filter(is_duplicate).select("_seq", "_raw", "_raw_truncated", "_raw_bytes"), on="_seq", how="left"
+    )
+    duplicates = later_copies.select(
         "source_file",
         "source_line",
         raw=pl.col("_raw"),
@@ -795,7 +811,7 @@ def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -
     # Routing: a record without a day of its own goes with its neighbours in the file.
     fallback_day = pl.col("file_mtime").dt.date().fill_null(pl.lit(now.date()))
     ledger = (
-        pl.concat([parsed.select("_seq", "source_file", "day"), problems.select("_seq", "source_file", "day")])
+        pl.concat([ranked.select("_seq", "source_file", "day"), problems.select("_seq", "source_file", "day")])
         .sort("_seq")
         .with_columns(partition_day=pl.col("day").forward_fill().backward_fill().over("source_file"))
         .join(files.select("source_file", "file_mtime"), on="source_file", how="left")
@@ -804,12 +820,11 @@ def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -
     )
     routes = ledger.select("_seq", "partition_day")
 
-    traces = (
-        parsed.filter(pl.col("_rank") == 0)
-        .join(routes, on="_seq", how="left")
-        .with_columns(ingest_run_id=pl.lit(run_id, pl.String))
-        .sort("_seq")
-    )
+    keep = ~is_duplicate  # a trace's partition is its own day
+    if days is not None:
+        keep = keep & ranked["day"].is_in(sorted(days))
+    traces = parsed.filter(keep).with_columns(ingest_run_id=pl.lit(run_id, pl.String))
+    del parsed
     quarantine = (
         pl.concat([problems, duplicates])
         .join(routes, on="_seq", how="left")
@@ -841,7 +856,6 @@ def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -
 
     if days is not None:
         wanted = sorted(days)
-        traces = traces.filter(pl.col("day").is_in(wanted))
         quarantine = quarantine.filter(pl.col("partition_day").is_in(wanted))
         manifest = manifest.filter(pl.col("partition_day").is_in(wanted))
         skipped = skipped.filter(pl.col("partition_day").is_in(wanted))

@@ -69,7 +69,7 @@ assert tuple(SCORERS) == SIGNALS, "SCORERS must list config.SIGNALS, in order"
 MAX_VALUE_CHARS = 200
 
 # Columns of raw_traces the scorers read.
-_INPUT_COLUMNS = (
+INPUT_COLUMNS = (
     "trace_id",
     "day",
     "app",
@@ -238,11 +238,11 @@ def _failure_signals(frame: pl.DataFrame, signals: Mapping[str, pl.Expr]) -> pl.
 
 def score_traces(raw: pl.DataFrame, config: LoopConfig, run_id: str) -> pl.DataFrame:
     """Score one partition of raw_traces; returns scored_traces rows in the order of `raw`."""
-    missing = [c for c in _INPUT_COLUMNS if c not in raw.columns]
+    missing = [c for c in INPUT_COLUMNS if c not in raw.columns]
     if missing:
         raise ValueError(f"score_traces: raw frame lacks columns {missing}")
     raw_schema = tables.schema("raw_traces")
-    frame = raw.select([pl.col(c).cast(raw_schema[c]) for c in _INPUT_COLUMNS])
+    frame = raw.select([pl.col(c).cast(raw_schema[c]) for c in INPUT_COLUMNS])
 
     has_error = _text_is_set("error")
     has_output = _text_is_set("output_text")

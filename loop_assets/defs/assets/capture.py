@@ -233,14 +233,16 @@ def _redact_at_ingest(
 def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse):
     config = settings.config()
     days = partition_days(context)
+    client = ChatClient.from_config(config.judge)
     with warehouse.get_connection() as con:
-        raw = read_partitions(con, "raw_traces", days)
+        # without a judge, scoring reads only the columns it scores, not the day's messages and metadata
+        columns = None if client is not None else scoring.INPUT_COLUMNS
+        raw = read_partitions(con, "raw_traces", days, columns=columns)
         started = time.perf_counter()
         scored = pl.concat(
             [scoring.score_traces(raw.filter(pl.col("day") == day), config, context.run_id) for day in days]
         )
         score_seconds = time.perf_counter() - started
-        client = ChatClient.from_config(config.judge)
         try:
             scored, judged = judge.run_judge(con, raw, scored, config, client)
         finally:
