@@ -252,6 +252,7 @@ def run_loop(
     from loop_assets.dedup.embedding import embed_with_cache
     from loop_assets.dedup.embedding_cache import cached_embeddings, store_embeddings
     from loop_assets.dedup.failure_clusters import cluster_failures, failing_texts
+    from loop_assets.dedup.text_cache import cached_texts, input_hashes, store_texts, text_settings_key
     from loop_assets.defs.assets.grading import isolated_before, representatives_of, suite_before
     from loop_assets.grading import grade_candidates
     from loop_assets.ingest_plan import ingest_fingerprint, listed_versions, plan_ingest
@@ -315,7 +316,10 @@ def run_loop(
         with stages.stage("embed") as row:
             scored = read_partitions(con, "scored_traces", days, where="is_failure")
             raw = read_partitions(con, "raw_traces", days, trace_ids=scored["trace_id"])
-            texts = failing_texts(raw, scored, config)
+            settings_key = text_settings_key(config)  # as the failure_clusters asset
+            known = cached_texts(con, settings_key, input_hashes(raw["input_text"]))
+            texts = failing_texts(raw, scored, config, known)
+            store_texts(con, settings_key, texts, known)
             del raw, scored
             canonical = texts.unique(["day", "app", "text_hash"], keep="first", maintain_order=True)
             cached = cached_embeddings(con, model, canonical["text_hash"])

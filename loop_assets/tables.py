@@ -71,6 +71,13 @@ INGESTED_FILES: dict[str, tuple[pl.DataType, str]] = {
     "ingest_run_id": (pl.String, "Dagster run that last read the file"),
 }
 
+TEXT_CACHE: dict[str, tuple[pl.DataType, str]] = {
+    "settings": (pl.String, "Key of the redaction settings and cut length the text was made with"),
+    "input_hash": (pl.String, "sha256 of the trace's input_text (the original is not stored here)"),
+    "text": (pl.String, "The compared text: redacted, normalised, cut (failure_clusters.text)"),
+    "created_at": (UTC_TS, "When it was made"),
+}
+
 SCORED_TRACES: dict[str, tuple[pl.DataType, str]] = {
     "trace_id": (pl.String, "Trace id (joins raw_traces on trace_id and day)"),
     "day": (pl.Date, "Partition: UTC day of the trace"),
@@ -263,6 +270,7 @@ TABLES: dict[str, dict[str, tuple[pl.DataType, str]]] = {
     "skipped_items": SKIPPED_ITEMS,
     "ingest_manifest": INGEST_MANIFEST,
     "ingested_files": INGESTED_FILES,
+    "text_cache": TEXT_CACHE,
     "scored_traces": SCORED_TRACES,
     "failure_clusters": FAILURE_CLUSTERS,
     "graded_candidates": GRADED_CANDIDATES,

@@ -20,19 +20,29 @@ from loop_assets.redaction import redact_frame
 from loop_assets.tables import conform, empty
 
 
-def failing_texts(raw: pl.DataFrame, scored: pl.DataFrame, config: LoopConfig) -> pl.DataFrame:
-    """trace_id, day, app, ts, text, text_hash, severity of the failing traces, oldest first.
+def failing_texts(
+    raw: pl.DataFrame, scored: pl.DataFrame, config: LoopConfig, known: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """trace_id, day, app, ts, text, text_hash, severity, input_hash of the failing traces, oldest first.
 
     `text` is the input text redacted (config.redaction), normalised and cut to the embedding length.
+    `known` (input_hash, text: `text_cache.cached_texts`) gives the text of inputs already made, so only
+    new inputs are redacted; `input_hash` is the sha256 of the input text, its key.
     """
     failures = scored.filter(pl.col("is_failure")).select("trace_id", "day", "severity")
     joined = failures.join(raw.select("trace_id", "day", "app", "ts", "input_text"), on=["trace_id", "day"])
+    joined = joined.with_columns(text_hash(pl.col("input_text").fill_null("")).alias("input_hash"))
+    if known is None:
+        known = pl.DataFrame(schema={"input_hash": pl.String, "text": pl.String})
+    joined = joined.join(known.select("input_hash", "text").unique("input_hash"), on="input_hash", how="left")
     # PII and secrets never reach the hash, the embedding, its cache or failure_clusters.text.
-    joined = redact_frame(joined, ["input_text"], config.redaction)
+    new = redact_frame(joined.filter(pl.col("text").is_null()), ["input_text"], config.redaction).with_columns(
+        normalised_text(pl.col("input_text"), config.embedding.max_chars).alias("text")
+    )
     return (
-        joined.with_columns(normalised_text(pl.col("input_text"), config.embedding.max_chars).alias("text"))
+        pl.concat([joined.filter(pl.col("text").is_not_null()), new])
         .with_columns(text_hash(pl.col("text")).alias("text_hash"))
-        .select("trace_id", "day", "app", "ts", "text", "text_hash", "severity")
+        .select("trace_id", "day", "app", "ts", "text", "text_hash", "severity", "input_hash")
         .sort("ts", "trace_id")
     )
 

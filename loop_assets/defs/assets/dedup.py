@@ -8,6 +8,7 @@ import polars as pl
 from loop_assets.dedup.embedding import embed_with_cache
 from loop_assets.dedup.embedding_cache import cached_embeddings, store_embeddings
 from loop_assets.dedup.failure_clusters import cluster_failures, failing_texts
+from loop_assets.dedup.text_cache import cached_texts, input_hashes, store_texts, text_settings_key
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
@@ -45,7 +46,10 @@ def failure_clusters(
     with warehouse.get_connection() as con:
         scored = read_partitions(con, "scored_traces", days, where="is_failure")
         raw = read_partitions(con, "raw_traces", days, trace_ids=scored["trace_id"])
-        texts = failing_texts(raw, scored, config)
+        settings_key = text_settings_key(config)
+        known = cached_texts(con, settings_key, input_hashes(raw["input_text"]))  # raw: the failures only
+        texts = failing_texts(raw, scored, config, known)
+        store_texts(con, settings_key, texts, known)
         canonical = texts.unique(["day", "app", "text_hash"])
         cached = cached_embeddings(con, model, canonical["text_hash"])
         started = time.perf_counter()
