@@ -94,4 +94,4 @@ def test_ingested_files_rows_are_replaced_by_key_in_the_partition_s_transaction(
             replace_partitions(
                 con, "scored_traces", [D1], {"scored_traces": rows(D2, ["x"])}, "r3", {"ingested_files": files(3)}
             )
-        assert con.execute("SELECT file_size FROM ingested_files").fetchall() == [(2,)]  # a failed write changes neither
+        assert con.execute("SELECT file_size FROM ingested_files").fetchall() == [(2,)]  # failed: unchanged
