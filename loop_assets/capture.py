@@ -120,6 +120,7 @@ FILES_READ_SCHEMA = pl.Schema(
 )
 SKIPPED_SCHEMA = tables.schema("skipped_items")
 """IngestResult.skipped: one row per item that is not an LLM call (a chain span, a SPAN observation, a tool run)."""
+_KEY_COLUMNS = ["_seq", "ts", "trace_id", "span_id", "record_hash", "source_file", "source_line", "source_format"]
 _SKIPPED_ROWS = pl.Schema(
     {**{c: t for c, t in SKIPPED_SCHEMA.items() if c not in ("partition_day", "ingest_run_id")}, "_anchor": pl.Int64}
 )
@@ -742,17 +743,20 @@ def _raw_text(rec: SourceRecord, keep: int) -> tuple[str, bool]:
 
 def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -> IngestResult:
     files = pl.DataFrame(rows.files, schema=_FILE_SCHEMA)
-    # The wide frame of parsed traces is filtered once at the end; everything else works on narrow
-    # columns, so a day of a million traces is not copied by sorts and joins (it was ~4 copies).
-    parsed = pl.concat([*rows.trace_chunks, rows.trace_frame()]).with_columns(day=pl.col("ts").dt.date())
+    # The parsed traces stay in their chunks, each filtered once at the end and let go; dedup and
+    # routing work on narrow key columns, so a day of a million traces is never copied whole (sorts
+    # and joins of the wide frame made ~4 copies).
+    chunks = [*rows.trace_chunks, rows.trace_frame()]
     rows.trace_chunks.clear()
-    if not parsed["_seq"].is_sorted():
-        parsed = parsed.sort("_seq")
+    keys = pl.concat([chunk.select(_KEY_COLUMNS) for chunk in chunks]).with_columns(day=pl.col("ts").dt.date())
+    if not keys["_seq"].is_sorted():  # never expected: chunks are made in reading order
+        chunks = [pl.concat(chunks).sort("_seq")]
+        keys = keys.sort("_seq")
     problems = pl.DataFrame(rows.quarantine, schema=_QUARANTINE_SCHEMA)
     skipped_rows = pl.DataFrame(rows.skipped, schema=_SKIPPED_ROWS)
 
     # Duplicates: per (day, trace_id, span_id), the first in reading order is kept.
-    ranked = parsed.select(
+    ranked = keys.select(
         "_seq",
         "day",
         "trace_id",
@@ -775,9 +779,21 @@ def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -
     )
     kept_at = pl.format("{}:{}", pl.col("_kept_file"), pl.col("_kept_line"))
     here = pl.format("{}:{}", pl.col("source_file"), pl.col("source_line"))
-    later_copies = ranked.filter(is_duplicate).join(
-        parsed.filter(is_duplicate).select("_seq", "_raw", "_raw_truncated", "_raw_bytes"), on="_seq", how="left"
-    )
+    keep = ~is_duplicate  # a trace's partition is its own day
+    if days is not None:
+        keep = keep & ranked["day"].is_in(sorted(days))
+    kept: list[pl.DataFrame] = []
+    copies: list[pl.DataFrame] = []
+    start = 0
+    while chunks:
+        chunk = chunks.pop(0)
+        copies.append(
+            chunk.filter(is_duplicate.slice(start, chunk.height)).select("_seq", "_raw", "_raw_truncated", "_raw_bytes")
+        )
+        kept.append(chunk.filter(keep.slice(start, chunk.height)).with_columns(day=pl.col("ts").dt.date()))
+        start += chunk.height
+        del chunk
+    later_copies = ranked.filter(is_duplicate).join(pl.concat(copies), on="_seq", how="left")
     duplicates = later_copies.select(
         "source_file",
         "source_line",
@@ -820,11 +836,8 @@ def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -
     )
     routes = ledger.select("_seq", "partition_day")
 
-    keep = ~is_duplicate  # a trace's partition is its own day
-    if days is not None:
-        keep = keep & ranked["day"].is_in(sorted(days))
-    traces = parsed.filter(keep).with_columns(ingest_run_id=pl.lit(run_id, pl.String))
-    del parsed
+    traces = pl.concat(kept).with_columns(ingest_run_id=pl.lit(run_id, pl.String))
+    del kept
     quarantine = (
         pl.concat([problems, duplicates])
         .join(routes, on="_seq", how="left")
