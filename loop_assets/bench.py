@@ -939,9 +939,10 @@ def render(result: dict[str, Any]) -> str:
         )
     )
     parts.append(
-        f"\nFastest backend with >= 99% agreement on this run: **{result['recommended_backend']}** "
-        f"(this run embedded with {result['default_backend']}; `embedding.backend: auto` uses "
-        "dedup.backends.MEASURED_DEFAULT)."
+        f"\nFastest backend with >= 99% agreement that needs no calibration data on this run: "
+        f"**{result['recommended_backend']}** (this run embedded with {result['default_backend']}; "
+        "`embedding.backend: auto` uses dedup.backends.MEASURED_DEFAULT; openvino_static is calibrated on "
+        "generated traffic, so its agreement here is measured on the traffic it was fitted to)."
     )
     parts.append("\n### targets\n")
     parts.append(
