@@ -52,6 +52,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -396,11 +397,26 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def _main_is_guarded() -> bool:
+    """Whether spawned workers may start: each re-imports the program's main module, which must keep
+    its work under `if __name__ == "__main__":` (the CLI, Dagster and pytest do). A script without that
+    guard would run again in every worker, so its ingest parses in its own process instead."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None:  # an interactive session or a notebook: nothing is re-imported
+        return True
+    try:
+        source = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "__main__" in source
+
+
 class _Workers:
     """A pool of `size` processes, started on first use (small files never start one)."""
 
     def __init__(self, size: int) -> None:
-        self.size = max(1, size)
+        self.size = max(1, size) if _main_is_guarded() else 1
         self._pool: ProcessPoolExecutor | None = None
 
     def submit(self, batch: list[SourceRecord], *args: Any) -> Future | None:

@@ -6,6 +6,8 @@ import gzip
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -77,3 +79,25 @@ def test_workers_is_validated():
     assert LoopConfig().ingest.workers == 0
     with pytest.raises(ValueError, match="workers"):
         LoopConfig.model_validate({"ingest": {"workers": -1}})
+
+
+def test_a_script_without_a_main_guard_parses_in_its_own_process(tmp_path):
+    # spawned workers re-import the main module: an unguarded script would run again in each of them
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    line = (SAMPLE_DIR / "traces-2026-11-16.jsonl").read_text().splitlines()[0]
+    (folder / "big.jsonl").write_text("\n".join([line] * (capture.BATCH_LINES + 10)) + "\n")
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from loop_assets import capture\n"
+        "from loop_assets.config import LoopConfig\n"
+        "print('workers', capture._Workers(2).size)\n"
+        f"result = capture.ingest(Path({str(folder)!r}), LoopConfig().ingest, 'run-1')\n"
+        "print('rows', result.traces.height + result.quarantine.height)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["workers 1", f"rows {capture.BATCH_LINES + 10}"]  # ran once, serially
+    assert "bootstrapping" not in done.stderr
+    assert capture._Workers(2).size == 2  # pytest's own main is guarded: here the pool is used
