@@ -38,12 +38,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def days_with_data(incoming: Path) -> list[date]:
-    """Every partition day some record of the incoming files is routed to."""
-    from loop_assets import capture
+    """The days of the incoming files' records, as the sensor finds them: exactly for files up to 16 MiB,
+    by sampling a larger one (its first and last days bound the range materialised) — never a full parse
+    of every file just to learn the range."""
+    from loop_assets.capture import list_trace_files
     from loop_assets.config import load_config
+    from loop_assets.file_days import file_days
 
-    result = capture.ingest(incoming, load_config().ingest, run_id="scan")
-    return sorted(set(result.manifest["partition_day"].to_list()))
+    ingest = load_config().ingest
+    return sorted(set().union(*(file_days(path, ingest) for path in list_trace_files(incoming))))
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
