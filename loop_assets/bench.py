@@ -251,14 +251,13 @@ def run_loop(
     from loop_assets import capture, scoring
     from loop_assets.dedup.embedding import embed_with_cache
     from loop_assets.dedup.embedding_cache import cached_embeddings, store_embeddings
-    from loop_assets.dedup.failure_clusters import cluster_failures, failing_texts
-    from loop_assets.dedup.text_cache import cached_texts, input_hashes, store_texts, text_settings_key
+    from loop_assets.dedup.failure_clusters import cluster_failures, read_failing_texts
     from loop_assets.defs.assets.grading import isolated_before, representatives_of, suite_before
     from loop_assets.grading import grade_candidates
-    from loop_assets.ingest_plan import ingest_fingerprint, listed_versions, plan_ingest
-    from loop_assets.promotion import promote
+    from loop_assets.ingest_plan import plan_from_warehouse, store_ingest
+    from loop_assets.promotion import promote_day
     from loop_assets.tables import empty
-    from loop_assets.warehouse import connect, ensure_tables, logged_days, query, read_partitions, replace_partitions
+    from loop_assets.warehouse import connect, ensure_tables, query, read_partitions, replace_partitions
 
     timed = TimedEncoder(encoder)
     model = encoder.model_id
@@ -269,33 +268,12 @@ def run_loop(
         with stages.stage("ingest") as row:
             # as the raw_traces asset: plan (unchanged days and files are not read again), read, write
             days = [BENCH_DAY]
-            plan = plan_ingest(
-                days,
-                listed_versions(incoming),
-                query(con, "SELECT * FROM ingested_files"),
-                read_partitions(con, "ingest_manifest", days),
-                logged_days(con, "raw_traces"),
-                ingest_fingerprint(config),
-                reuse=config.ingest.reuse_unchanged_files,
-            )
+            plan = plan_from_warehouse(con, incoming, days, config)
             if plan.read_days:
                 result = capture.ingest(
                     incoming, config.ingest, run_id, days=set(plan.read_days), skip_files=plan.skip_files
                 )
-                files = result.files.with_columns(fingerprint=pl.lit(plan.fingerprint), ingest_run_id=pl.lit(run_id))
-                replace_partitions(
-                    con,
-                    "raw_traces",
-                    plan.read_days,
-                    {
-                        "raw_traces": result.traces,
-                        "quarantined_records": result.quarantine,
-                        "ingest_manifest": result.manifest,
-                        "skipped_items": result.skipped,
-                    },
-                    run_id,
-                    upserts={"ingested_files": files},
-                )
+                store_ingest(con, plan, result, run_id)
                 del result
             manifest = read_partitions(con, "ingest_manifest", days)
             row.rows_in = int(manifest.unique("source_file")["file_records"].sum() or 0)
@@ -314,13 +292,7 @@ def run_loop(
             row.note = "rows out = failures"
         del raw, scored
         with stages.stage("embed") as row:
-            scored = read_partitions(con, "scored_traces", days, where="is_failure")
-            raw = read_partitions(con, "raw_traces", days, trace_ids=scored["trace_id"])
-            settings_key = text_settings_key(config)  # as the failure_clusters asset
-            known = cached_texts(con, settings_key, input_hashes(raw["input_text"]))
-            texts = failing_texts(raw, scored, config, known)
-            store_texts(con, settings_key, texts, known)
-            del raw, scored
+            texts = read_failing_texts(con, days, config)
             canonical = texts.unique(["day", "app", "text_hash"], keep="first", maintain_order=True)
             cached = cached_embeddings(con, model, canonical["text_hash"])
             embedded = embed_with_cache(canonical, cached, timed, model)
@@ -355,21 +327,10 @@ def run_loop(
             row.rows_out = promoted
             row.note = "rows out = promoted"
         with stages.stage("promote") as row:
+            row.rows_in = graded_rows
             for d in days:
-                graded = read_partitions(con, "graded_candidates", [d])
-                chosen = graded.filter(pl.col("decision") == "promote")["trace_id"]
-                cases = promote(
-                    graded=graded,
-                    raw=read_partitions(con, "raw_traces", [d], trace_ids=chosen),
-                    scored=read_partitions(con, "scored_traces", [d], trace_ids=chosen),
-                    existing=read_partitions(con, "eval_suite", [d]),
-                    config=config,
-                    run_id=run_id,
-                    partition_key=str(d),
-                    embedding_model=model,
-                )
+                cases = promote_day(con, d, config, run_id, model)
                 replace_partitions(con, "eval_suite", [d], {"eval_suite": cases}, run_id)
-                row.rows_in += graded.height
                 row.rows_out += cases.height
     finally:
         con.close()

@@ -47,6 +47,7 @@ Everything here is plain Python and Polars: the Dagster asset calls `ingest` and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -397,6 +398,7 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+@functools.cache
 def _main_is_guarded() -> bool:
     """Whether spawned workers may start: each re-imports the program's main module, which must keep
     its work under `if __name__ == "__main__":` (the CLI, Dagster and pytest do). A script without that

@@ -159,13 +159,12 @@ class EmbeddingConfig(_Strict):
     @classmethod
     def _runtime_installed(cls, backend: str) -> str:
         if backend in ("onnx", "openvino", "openvino_static"):
-            from loop_assets.dedup.backends import available
+            from loop_assets.dedup.backends import available, needs
 
             if not available(backend):
-                needs = "onnxruntime and onnx" if backend == "onnx" else "openvino, nncf and onnx"
                 raise ValueError(
-                    f"the {backend} backend needs {needs} installed (pip install -e .), or set embedding.backend "
-                    "to auto or torch"
+                    f"the {backend} backend needs {needs(backend)} installed (pip install -e .), or set "
+                    "embedding.backend to auto or torch"
                 )
         return backend
 

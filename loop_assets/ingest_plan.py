@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
-from loop_assets.capture import list_trace_files
+from loop_assets.capture import IngestResult, list_trace_files
 from loop_assets.config import LoopConfig
+from loop_assets.warehouse import ensure_tables, logged_days, query, read_partitions, replace_partitions
 
 _PACKAGE = Path(__file__).parent
 PARSER_SOURCES = ("capture.py", "formats", "redaction.py")
@@ -116,3 +118,46 @@ def plan_ingest(
     read = [d for d in days if d not in reused]
     skip = {f for f, file_days in current.items() if not file_days & set(read)}
     return IngestPlan(read, reused, skip, fingerprint)
+
+
+def plan_from_warehouse(
+    con: duckdb.DuckDBPyConnection, incoming: Path, days: Iterable[date], config: LoopConfig
+) -> IngestPlan:
+    """`plan_ingest` for the incoming folder against what the warehouse holds."""
+    ensure_tables(con)
+    days = list(days)
+    return plan_ingest(
+        days,
+        listed_versions(incoming),
+        query(con, "SELECT * FROM ingested_files"),
+        read_partitions(con, "ingest_manifest", days),
+        logged_days(con, "raw_traces"),
+        ingest_fingerprint(config),
+        reuse=config.ingest.reuse_unchanged_files,
+    )
+
+
+def store_ingest(
+    con: duckdb.DuckDBPyConnection,
+    plan: IngestPlan,
+    result: IngestResult,
+    run_id: str,
+    traces: pl.DataFrame | None = None,
+    quarantine: pl.DataFrame | None = None,
+) -> None:
+    """Replace the plan's read days with the ingest's rows (or the given `traces`/`quarantine`, e.g.
+    redacted), and record the files read under the plan's fingerprint, in one transaction."""
+    files = result.files.with_columns(fingerprint=pl.lit(plan.fingerprint), ingest_run_id=pl.lit(run_id, pl.String))
+    replace_partitions(
+        con,
+        "raw_traces",
+        plan.read_days,
+        {
+            "raw_traces": result.traces if traces is None else traces,
+            "quarantined_records": result.quarantine if quarantine is None else quarantine,
+            "ingest_manifest": result.manifest,
+            "skipped_items": result.skipped,
+        },
+        run_id,
+        upserts={"ingested_files": files},
+    )

@@ -42,7 +42,7 @@ import polars as pl
 from loop_assets import scoring, tables
 from loop_assets.config import LoopConfig
 from loop_assets.llm_client import ChatClient
-from loop_assets.warehouse import append_rows, ensure_tables
+from loop_assets.warehouse import append_rows, rows_for_keys
 
 PROMPT_VERSION = "1"
 MAX_CONVERSATION_CHARS = 6_000  # the end of the conversation is kept (the question is last)
@@ -511,18 +511,10 @@ def apply_judgements(scored: pl.DataFrame, results: pl.DataFrame, config: LoopCo
 
 def cached_judgements(con: duckdb.DuckDBPyConnection, model: str, keys: pl.DataFrame) -> pl.DataFrame:
     """judge_cache rows of `model` for the given (trace_id, rubric_version) keys."""
-    ensure_tables(con)
     if keys.height == 0:
         return tables.empty("judge_cache")
-    wanted = keys.select(pl.col("trace_id").cast(pl.String), pl.col("rubric_version").cast(pl.String)).unique()
-    con.register("_judge_keys", wanted.to_arrow())
-    try:
-        found = con.execute(
-            "SELECT c.* FROM judge_cache c JOIN _judge_keys k USING (trace_id, rubric_version) WHERE c.judge_model = ?",
-            [model],
-        ).pl()
-    finally:
-        con.unregister("_judge_keys")
+    wanted = keys.select(pl.col("trace_id").cast(pl.String), pl.col("rubric_version").cast(pl.String))
+    found = rows_for_keys(con, "judge_cache", wanted, judge_model=model)
     return tables.conform("judge_cache", found) if found.height else tables.empty("judge_cache")
 
 

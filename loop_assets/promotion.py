@@ -8,13 +8,15 @@ user's corrected answer as reference when the feedback gave one.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
+import duckdb
 import polars as pl
 
 from loop_assets.config import LoopConfig
 from loop_assets.redaction import redact_frame
 from loop_assets.tables import conform, empty
+from loop_assets.warehouse import read_partitions
 
 SOURCE = "production_failure"
 DEFAULT_RUBRIC = "The answer is correct, complete and follows the application's instructions."
@@ -123,3 +125,21 @@ def promote(
         )
     out = pl.DataFrame(rows, infer_schema_length=None)
     return conform("eval_suite", out.with_columns(pl.col("embedding").cast(pl.List(pl.Float32))))
+
+
+def promote_day(
+    con: duckdb.DuckDBPyConnection, day: date, config: LoopConfig, run_id: str, embedding_model: str
+) -> pl.DataFrame:
+    """`promote` for one day from the warehouse: only the promoted candidates' traces are read."""
+    graded = read_partitions(con, "graded_candidates", [day])
+    chosen = graded.filter(pl.col("decision") == "promote")["trace_id"]
+    return promote(
+        graded=graded,
+        raw=read_partitions(con, "raw_traces", [day], trace_ids=chosen),
+        scored=read_partitions(con, "scored_traces", [day], trace_ids=chosen),
+        existing=read_partitions(con, "eval_suite", [day]),
+        config=config,
+        run_id=run_id,
+        partition_key=str(day),
+        embedding_model=embedding_model,
+    )

@@ -235,6 +235,24 @@ def query(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
     return con.execute(sql, params or []).pl()
 
 
+def rows_for_keys(
+    con: duckdb.DuckDBPyConnection, table: str, keys: pl.DataFrame, columns: list[str] | None = None, **equal: object
+) -> pl.DataFrame:
+    """`columns` (default all) of the rows of `table` matching a row of `keys` on its columns and whose
+    `equal` columns hold the given values: a cache lookup of many keys in one query."""
+    ensure_tables(con)
+    selected = ", ".join(f"c.{c}" for c in columns) if columns else "c.*"
+    where = " AND ".join(f"c.{c} = ?" for c in equal) or "TRUE"
+    con.register("_wanted", keys.unique().to_arrow())
+    try:
+        return con.execute(
+            f"SELECT {selected} FROM {table} c JOIN _wanted USING ({', '.join(keys.columns)}) WHERE {where}",
+            list(equal.values()),
+        ).pl()
+    finally:
+        con.unregister("_wanted")
+
+
 def read_partitions(
     con: duckdb.DuckDBPyConnection,
     table: str,

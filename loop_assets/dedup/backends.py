@@ -91,6 +91,18 @@ def available(backend: str) -> bool:
     return all(importlib.util.find_spec(m) is not None for m in _RUNTIME_MODULES[backend])
 
 
+def needs(backend: str) -> str:
+    """The packages a backend's runtime needs, in words ("openvino, nncf and onnx")."""
+    *first, last = _RUNTIME_MODULES[backend]
+    return f"{', '.join(first)} and {last}" if first else last
+
+
+def _require(backend: str) -> None:
+    if not available(backend):
+        packages = " ".join(_RUNTIME_MODULES[backend])
+        raise BackendUnavailable(f"the {backend} embedding backend needs {needs(backend)}: pip install {packages}")
+
+
 def resolve_backend(backend: str) -> str:
     """`auto` -> MEASURED_DEFAULT when its runtime is installed, else torch; any other name as given."""
     if backend == "auto":
@@ -182,8 +194,7 @@ def _export_onnx_fp32(model_path: Path, out_file: Path) -> None:
 def export_onnx(model_path: str | Path) -> Path:
     """The int8 ONNX export of the model (made once): the folder holding `model_qint8.onnx`."""
     model_path = Path(model_path)
-    if not available("onnx"):
-        raise BackendUnavailable("the onnx embedding backend needs onnxruntime and onnx: pip install onnxruntime onnx")
+    _require("onnx")
 
     def build(tmp: Path) -> None:
         import onnx
@@ -212,27 +223,31 @@ def export_onnx(model_path: str | Path) -> Path:
 
 def export_openvino(model_path: str | Path) -> Path:
     """The OpenVINO IR with int8-compressed weights (made once): the folder holding `openvino_model_int8.xml`."""
-    model_path = Path(model_path)
-    if not available("openvino"):
-        raise BackendUnavailable(
-            "the openvino embedding backend needs openvino, nncf and onnx: pip install openvino nncf onnx"
-        )
+
+    def quantise(model: Any) -> Any:
+        import nncf
+
+        return nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
+
+    return _export_openvino(Path(model_path), "openvino", quantise)
+
+
+def _export_openvino(model_path: Path, backend: str, quantise: Callable[[Any], Any]) -> Path:
+    """The model as OpenVINO IR after `quantise` (made once, atomically) for `backend`'s folder."""
+    _require(backend)
 
     def build(tmp: Path) -> None:
         import logging
 
-        import nncf
         import openvino as ov
 
         logging.getLogger("nncf").setLevel(logging.ERROR)
         fp32 = tmp / "model_fp32.onnx"
         _export_onnx_fp32(model_path, fp32)
-        model = ov.Core().read_model(str(fp32))
-        compressed = nncf.compress_weights(model, mode=nncf.CompressWeightsMode.INT8_ASYM)
-        ov.save_model(compressed, str(tmp / _OPENVINO_FILE))
+        ov.save_model(quantise(ov.Core().read_model(str(fp32))), str(tmp / _OPENVINO_FILE))
         fp32.unlink()
 
-    return _atomic_export(export_dir(model_path, "openvino"), build)
+    return _atomic_export(export_dir(model_path, backend), build)
 
 
 def _pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -268,33 +283,21 @@ def export_openvino_static(model_path: str | Path) -> Path:
     `openvino_model_int8.xml`. This is what sentence-transformers' `export_static_quantized_openvino_model`
     does, without its download of GLUE for calibration."""
     model_path = Path(model_path)
-    if not available("openvino_static"):
-        raise BackendUnavailable(
-            "the openvino_static embedding backend needs openvino, nncf and onnx: pip install openvino nncf onnx"
-        )
 
-    def build(tmp: Path) -> None:
-        import logging
-
+    def quantise(model: Any) -> Any:
         import nncf
-        import openvino as ov
 
-        logging.getLogger("nncf").setLevel(logging.ERROR)
-        fp32 = tmp / "model_fp32.onnx"
-        _export_onnx_fp32(model_path, fp32)
         texts = calibration_texts()
         feeds = [f for _, f in _RuntimeEncoder(model_path, 32).batches(texts)]
-        quantized = nncf.quantize(
-            ov.Core().read_model(str(fp32)),
+        return nncf.quantize(
+            model,
             nncf.Dataset(feeds),
             model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(texts),
             ignored_scope=nncf.IgnoredScope(patterns=list(_STATIC_KEEP_FLOAT), validate=False),
         )
-        ov.save_model(quantized, str(tmp / _OPENVINO_FILE))
-        fp32.unlink()
 
-    return _atomic_export(export_dir(model_path, "openvino_static"), build)
+    return _export_openvino(model_path, "openvino_static", quantise)
 
 
 class _RuntimeEncoder:

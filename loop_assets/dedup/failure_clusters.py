@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import duckdb
 import numpy as np
 import polars as pl
 
@@ -16,8 +17,22 @@ from loop_assets.config import LoopConfig
 from loop_assets.dedup.clustering import cluster_labels, representatives
 from loop_assets.dedup.embedding import as_matrix
 from loop_assets.dedup.text import normalised_text, text_hash
+from loop_assets.dedup.text_cache import cached_texts, input_hashes, store_texts, text_settings_key
 from loop_assets.redaction import redact_frame
 from loop_assets.tables import conform, empty
+from loop_assets.warehouse import read_partitions
+
+
+def read_failing_texts(con: duckdb.DuckDBPyConnection, days: list[date], config: LoopConfig) -> pl.DataFrame:
+    """`failing_texts` of the days from the warehouse: only the failures and their inputs are read, and an
+    input whose compared text was made before is served from text_cache (new ones are stored)."""
+    scored = read_partitions(con, "scored_traces", days, where="is_failure")
+    inputs = failing_inputs(read_partitions(con, "raw_traces", days, trace_ids=scored["trace_id"]), scored)
+    settings = text_settings_key(config)
+    known = cached_texts(con, settings, inputs["input_hash"])
+    texts = compared_texts(inputs, config, known)
+    store_texts(con, settings, texts, known)
+    return texts
 
 
 def failing_texts(
@@ -29,12 +44,21 @@ def failing_texts(
     `known` (input_hash, text: `text_cache.cached_texts`) gives the text of inputs already made, so only
     new inputs are redacted; `input_hash` is the sha256 of the input text, its key.
     """
+    return compared_texts(failing_inputs(raw, scored), config, known)
+
+
+def failing_inputs(raw: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
+    """trace_id, day, severity, app, ts, input_text, input_hash of the failing traces."""
     failures = scored.filter(pl.col("is_failure")).select("trace_id", "day", "severity")
     joined = failures.join(raw.select("trace_id", "day", "app", "ts", "input_text"), on=["trace_id", "day"])
-    joined = joined.with_columns(text_hash(pl.col("input_text").fill_null("")).alias("input_hash"))
+    return joined.with_columns(input_hash=input_hashes(joined["input_text"]))
+
+
+def compared_texts(inputs: pl.DataFrame, config: LoopConfig, known: pl.DataFrame | None = None) -> pl.DataFrame:
+    """`failing_texts` from `failing_inputs`: inputs `known` lacks are redacted, normalised and cut."""
     if known is None:
         known = pl.DataFrame(schema={"input_hash": pl.String, "text": pl.String})
-    joined = joined.join(known.select("input_hash", "text").unique("input_hash"), on="input_hash", how="left")
+    joined = inputs.join(known.select("input_hash", "text").unique("input_hash"), on="input_hash", how="left")
     # PII and secrets never reach the hash, the embedding, its cache or failure_clusters.text.
     new = redact_frame(joined.filter(pl.col("text").is_null()), ["input_text"], config.redaction).with_columns(
         normalised_text(pl.col("input_text"), config.embedding.max_chars).alias("text")

@@ -18,7 +18,7 @@ import polars as pl
 
 from loop_assets.config import LoopConfig
 from loop_assets.dedup.text import text_hash
-from loop_assets.warehouse import append_rows, ensure_tables
+from loop_assets.warehouse import append_rows, rows_for_keys
 
 TEXT_VERSION = "1"
 """Bump when failing_texts changes how a compared text is made, so cached texts are made again."""
@@ -41,15 +41,8 @@ def input_hashes(input_texts: pl.Series) -> pl.Series:
 
 def cached_texts(con: duckdb.DuckDBPyConnection, settings: str, input_hashes: pl.Series) -> pl.DataFrame:
     """input_hash, text of the given input hashes already made under `settings`."""
-    ensure_tables(con)
-    con.register("_wanted", pl.DataFrame({"input_hash": input_hashes.unique()}).to_arrow())
-    try:
-        return con.execute(
-            "SELECT c.input_hash, c.text FROM text_cache c JOIN _wanted w USING (input_hash) WHERE c.settings = ?",
-            [settings],
-        ).pl()
-    finally:
-        con.unregister("_wanted")
+    wanted = pl.DataFrame({"input_hash": input_hashes})
+    return rows_for_keys(con, "text_cache", wanted, ["input_hash", "text"], settings=settings)
 
 
 def store_texts(con: duckdb.DuckDBPyConnection, settings: str, texts: pl.DataFrame, known: pl.DataFrame) -> int:

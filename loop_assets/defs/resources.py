@@ -13,7 +13,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field, PrivateAttr
 
 from loop_assets.config import LoopConfig, load_config
-from loop_assets.dedup.embedding import SentenceEncoder, model_id
+from loop_assets.dedup.embedding import SentenceEncoder
 from loop_assets.warehouse import DEFAULT_LOCK_TIMEOUT_SECONDS, lock_timeout_seconds, open_warehouse, warehouse_path
 
 
@@ -84,10 +84,8 @@ class Embedder(dg.ConfigurableResource):
         return self._encoder
 
     def model_id(self, config: LoopConfig) -> str:
-        """The embedding cache key (model and resolved backend) without loading the model."""
-        from loop_assets.dedup.backends import resolve_backend
-
-        return model_id(self.model or config.embedding.model, resolve_backend(self.backend or config.embedding.backend))
+        """The embedding cache key (model and resolved backend); the encoder loads its model only to embed."""
+        return self.encoder(config).model_id
 
 
 def default_resources() -> dict[str, object]:

@@ -15,11 +15,11 @@ from loop_assets.config import RedactionConfig
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import LoopSettings, Warehouse
-from loop_assets.ingest_plan import ingest_fingerprint, listed_versions, plan_ingest
+from loop_assets.ingest_plan import plan_from_warehouse, store_ingest
 from loop_assets.llm_client import ChatClient
 from loop_assets.redaction import count_metadata, redact_frame, redact_frame_with_counts
 from loop_assets.step_checks import unscored_traces
-from loop_assets.warehouse import ensure_tables, logged_days, query, read_partitions, replace_partitions
+from loop_assets.warehouse import query, read_partitions, replace_partitions
 
 RECORDS_ACCOUNTED = "records_accounted_for"
 EVERY_TRACE_SCORED = "every_trace_scored"
@@ -59,16 +59,7 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     config = settings.config()
     days = partition_days(context)
     with warehouse.get_connection() as con:
-        ensure_tables(con)
-        plan = plan_ingest(
-            days,
-            listed_versions(settings.incoming()),
-            query(con, "SELECT * FROM ingested_files"),
-            read_partitions(con, "ingest_manifest", days),
-            logged_days(con, "raw_traces"),
-            ingest_fingerprint(config),
-            reuse=config.ingest.reuse_unchanged_files,
-        )
+        plan = plan_from_warehouse(con, settings.incoming(), days, config)
     if plan.reused_days:
         context.log.info(f"unchanged since last read, left as they are: {', '.join(map(str, plan.reused_days))}")
     started = time.perf_counter()
@@ -80,23 +71,8 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
         )
         files_read = result.files.height
         traces, quarantine, redacted = _redact_at_ingest(result.traces, result.quarantine, config.redaction)
-        files = result.files.with_columns(
-            fingerprint=pl.lit(plan.fingerprint), ingest_run_id=pl.lit(context.run_id, pl.String)
-        )
         with warehouse.get_connection() as con:
-            replace_partitions(
-                con,
-                "raw_traces",
-                plan.read_days,
-                {
-                    "raw_traces": traces,
-                    "quarantined_records": quarantine,
-                    "ingest_manifest": result.manifest,
-                    "skipped_items": result.skipped,
-                },
-                context.run_id,
-                upserts={"ingested_files": files},
-            )
+            store_ingest(con, plan, result, context.run_id, traces, quarantine)
         del result, traces, quarantine
     ingest_seconds = time.perf_counter() - started
     with warehouse.get_connection() as con:

@@ -7,14 +7,13 @@ import polars as pl
 
 from loop_assets.dedup.embedding import embed_with_cache
 from loop_assets.dedup.embedding_cache import cached_embeddings, store_embeddings
-from loop_assets.dedup.failure_clusters import cluster_failures, failing_texts
-from loop_assets.dedup.text_cache import cached_texts, input_hashes, store_texts, text_settings_key
+from loop_assets.dedup.failure_clusters import cluster_failures, read_failing_texts
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
 from loop_assets.step_checks import unclustered_failures
 from loop_assets.tables import empty
-from loop_assets.warehouse import pause_point, read_partitions, replace_partitions
+from loop_assets.warehouse import pause_point, replace_partitions
 
 EVERY_FAILURE_CLUSTERED = "every_failure_clustered"
 
@@ -44,12 +43,7 @@ def failure_clusters(
     days = partition_days(context)
     model = embedder.model_id(config)
     with warehouse.get_connection() as con:
-        scored = read_partitions(con, "scored_traces", days, where="is_failure")
-        raw = read_partitions(con, "raw_traces", days, trace_ids=scored["trace_id"])
-        settings_key = text_settings_key(config)
-        known = cached_texts(con, settings_key, input_hashes(raw["input_text"]))  # raw: the failures only
-        texts = failing_texts(raw, scored, config, known)
-        store_texts(con, settings_key, texts, known)
+        texts = read_failing_texts(con, days, config)
         canonical = texts.unique(["day", "app", "text_hash"])
         cached = cached_embeddings(con, model, canonical["text_hash"])
         started = time.perf_counter()

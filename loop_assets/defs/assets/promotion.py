@@ -6,10 +6,10 @@ import polars as pl
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
-from loop_assets.promotion import promote
+from loop_assets.promotion import promote_day
 from loop_assets.suite_checks import incomplete_provenance, near_duplicate_pairs, repeated_text_hashes
 from loop_assets.tables import empty
-from loop_assets.warehouse import query, read_partitions, replace_partitions
+from loop_assets.warehouse import query, replace_partitions
 
 NO_NEAR_DUPLICATES = "no_near_duplicate_cases"
 COMPLETE_PROVENANCE = "complete_provenance"
@@ -51,18 +51,7 @@ def eval_suite(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     written: list[pl.DataFrame] = [empty("eval_suite")]
     with warehouse.get_connection() as con:
         for day in days:
-            graded = read_partitions(con, "graded_candidates", [day])
-            chosen = graded.filter(pl.col("decision") == "promote")["trace_id"]
-            cases = promote(
-                graded=graded,
-                raw=read_partitions(con, "raw_traces", [day], trace_ids=chosen),
-                scored=read_partitions(con, "scored_traces", [day], trace_ids=chosen),
-                existing=read_partitions(con, "eval_suite", [day]),
-                config=config,
-                run_id=context.run_id,
-                partition_key=str(day),
-                embedding_model=embedder.model_id(config),
-            )
+            cases = promote_day(con, day, config, context.run_id, embedder.model_id(config))
             replace_partitions(con, "eval_suite", [day], {"eval_suite": cases}, context.run_id)
             written.append(cases)
         suite = query(con, "SELECT * FROM eval_suite ORDER BY day, case_id")
