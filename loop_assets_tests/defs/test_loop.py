@@ -54,19 +54,20 @@ def test_suite_has_one_case_per_family_not_a_flood(in_order):
 def test_rerunning_a_day_embeds_nothing_and_leaves_the_suite_unchanged(in_order):
     loop, _ = in_order
     before = loop.table(SUITE_CONTENT + " ORDER BY case_id")
+    raw_days = loop.table("SELECT day, count(*) n FROM raw_traces GROUP BY day ORDER BY day")
     rerun = loop.run(DAYS[1])
     assert rerun.success
     [clusters] = metadata(rerun, "failure_clusters")
     assert clusters["embedded"] == 0 and clusters["cached"] == clusters["distinct_texts"] > 0
     assert clusters["model_loaded"] is False
     assert loop.table(SUITE_CONTENT + " ORDER BY case_id").equals(before)
-    raw_days = loop.table("SELECT day, count(*) n FROM raw_traces GROUP BY day ORDER BY day")
     assert raw_days.equals(loop.table("SELECT day, count(*) n FROM raw_traces GROUP BY day ORDER BY day"))
 
 
 def test_a_range_backfill_and_reverse_order_capture_give_the_same_suite(in_order, tmp_path, traffic):
     loop, _ = in_order
     expected = loop.table("SELECT case_id, day, trace_id, weight FROM eval_suite ORDER BY case_id")
+    assert expected.height > 0
 
     backfill = new_loop(tmp_path / "backfill", traffic)
     # capture and dedup the days newest first, then grade and promote the range (days in order, one run)
@@ -74,7 +75,9 @@ def test_a_range_backfill_and_reverse_order_capture_give_the_same_suite(in_order
         backfill.run(day, select={"raw_traces", "scored_traces", "failure_clusters"})
     backfill.run(days=(DAYS[0], DAYS[-1]), select={"graded_candidates", "eval_suite"})
     got = backfill.table("SELECT case_id, day, trace_id, weight FROM eval_suite ORDER BY case_id")
-    assert got.equals(expected)
+    # the days were embedded in other batches: vectors (and so weights) may move in the last bits, never more
+    assert got.drop("weight").equals(expected.drop("weight"))
+    assert (got["weight"] - expected["weight"]).abs().max() < 1e-4
 
 
 def test_grading_a_day_before_the_days_it_depends_on_fails_and_says_which(tmp_path, traffic):
