@@ -178,8 +178,15 @@ class ClusteringConfig(_Strict):
 class DedupConfig(_Strict):
     threshold_schedule: list[tuple[int, float]] = Field(
         default=[(0, 0.70), (200, 0.80), (2000, 0.85)],
-        description="(suite size, cosine similarity) points, linearly interpolated: at or above the "
-        "threshold a candidate is a duplicate of its nearest suite case.",
+        description="(suite size, cosine similarity) points over the app's own suite size, linearly "
+        "interpolated: at or above the threshold a failing input is a duplicate of its nearest case of the app.",
+    )
+    context_chars: int = Field(
+        default=300,
+        ge=0,
+        description="In a multi-turn conversation the compared text carries the first user turn (the task) and "
+        "the previous user turn, each cut to this many characters, after the last turn; 0 compares the last "
+        "turn alone.",
     )
 
     @field_validator("threshold_schedule")
