@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 import duckdb
 import polars as pl
 
+from loop_assets.case_grading import KNOWN_BAD_MAX_SIMILARITY, known_bad_similarity
 from loop_assets.config import LoopConfig
 from loop_assets.redaction import redact_frame
 from loop_assets.tables import conform, empty
@@ -22,8 +23,16 @@ SOURCE = "production_failure"
 DEFAULT_RUBRIC = "The answer is correct, complete and follows the application's instructions."
 
 
-def grading_rule(app: str, signals: list[dict], expected_output: str | None, config: LoopConfig) -> str:
-    """The checks a replay of this case must all pass (JSON)."""
+def grading_rule(
+    app: str, signals: list[dict], expected_output: str | None, config: LoopConfig, bad_output: str | None = None
+) -> str:
+    """The checks a replay of this case must all pass (JSON).
+
+    `bad_output` is the failing answer (redacted): when a person (feedback) or the judge found its
+    content bad, it must not come back exactly or nearly (`not_known_bad`, see case_grading), which an
+    eval run decides without a judge. After a latency, error, truncation or schema failure the text
+    itself may be fine, so it is not held against a replay.
+    """
     fired = {s["scorer"]: s for s in signals}
     app_config = config.app(app)
     checks: list[dict] = [{"type": "no_error"}, {"type": "non_empty"}]
@@ -33,8 +42,13 @@ def grading_rule(app: str, signals: list[dict], expected_output: str | None, con
         checks.append({"type": "json_schema", "schema": app_config.output_schema})
     if "latency" in fired:
         checks.append({"type": "latency", "max_ms": float(fired["latency"]["threshold"].split()[-1])})
+    content_bad = "feedback" in fired or "judge" in fired
+    if content_bad and bad_output is not None and bad_output.strip():
+        corrected = expected_output is not None and known_bad_similarity(expected_output, bad_output) >= 1.0
+        if not corrected:
+            checks.append({"type": "not_known_bad", "output": bad_output, "max_similarity": KNOWN_BAD_MAX_SIMILARITY})
     if "feedback" in fired or expected_output is not None or app_config.output_schema is None:
-        rubric = {"type": "rubric", "rubric": app_config.rubric or DEFAULT_RUBRIC}
+        rubric = {"type": "rubric", "rubric": app_config.rubric}
         if expected_output is not None:
             rubric["reference"] = expected_output
         checks.append(rubric)
