@@ -20,6 +20,13 @@ Check types (keys besides `type`):
 - `exact` (`expected`, or `value`; optional `ignore_case`, `strip` default true): the text equals it.
 - `contains` (`value`, or `expected`: a string or a list of strings that must all occur; optional
   `ignore_case`): the text contains it.
+- `not_known_bad` (`output`: an answer known to be bad, e.g. the one a user rated down; optional
+  `max_similarity`, default 0.9): fails when the text is that answer again, exactly or nearly:
+  `known_bad_similarity(text, output) >= max_similarity`. Similarity is difflib's
+  `SequenceMatcher.ratio` over the word tokens (`\\w+` runs) of both texts after NFKC and case
+  folding, so case, spacing and punctuation never count, and one changed word in n makes about
+  1 - 1/n: with 0.9, a text of fewer than 10 words must come back word for word to fail. (Texts
+  with no word at all are compared whole.) A blank text passes (`non_empty` is the check for that).
 - `rubric` (`rubric`, optional `reference`, optional `min_score` default 0.5): the optional judge
   scores the text against the rubric (and the reference answer); pass when score >= min_score. No
   judge, a judge that abstains (None) or errors: unknown. No output text: fail, without asking.
@@ -38,9 +45,11 @@ How unknown verdicts count in pass rates and difficulty is decided by the caller
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -53,8 +62,21 @@ from jsonschema.validators import validator_for
 from loop_assets.scoring import json_output_error, schema_validator
 
 Outcome = Literal["pass", "fail", "unknown"]
-CHECK_TYPES = ("no_error", "non_empty", "finish_reason", "json_schema", "latency", "exact", "contains", "rubric")
+CHECK_TYPES = (
+    "no_error",
+    "non_empty",
+    "finish_reason",
+    "json_schema",
+    "latency",
+    "exact",
+    "contains",
+    "not_known_bad",
+    "rubric",
+)
 MAX_REASON_CHARS = 300
+KNOWN_BAD_MAX_SIMILARITY = 0.9
+MAX_COMPARED_WORDS = 4000  # longer answers are compared on their first 4,000 words (equal texts always match)
+_WORD = re.compile(r"\w+")
 
 # A judge's answer: a score in [0, 1] (a bool counts as 1 / 0), None to abstain, or (score, reason).
 JudgeScore = float | bool | None | tuple[float | bool | None, str]
@@ -159,6 +181,12 @@ def _validate_check(i: int, check: dict) -> None:
         ok = isinstance(target, str) if kind == "exact" else _strings(target)
         if not ok:
             raise bad("needs 'expected' or 'value': " + ("a string" if kind == "exact" else "a string or list"))
+    elif kind == "not_known_bad":
+        if not isinstance(check.get("output"), str) or not check["output"].strip():
+            raise bad("needs a non-empty 'output' string (the known bad answer)")
+        limit = check.get("max_similarity", KNOWN_BAD_MAX_SIMILARITY)
+        if isinstance(limit, bool) or not isinstance(limit, int | float) or not 0 < limit <= 1:
+            raise bad(f"'max_similarity' must be a number in (0, 1], got {limit!r}")
     elif kind == "rubric":
         if not isinstance(check.get("rubric"), str) or not check["rubric"].strip():
             raise bad("needs a non-empty 'rubric' string")
@@ -200,6 +228,44 @@ def _blank(text: str | None) -> bool:
 
 def _cut(text: str) -> str:
     return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 1] + "…"
+
+
+def answer_words(text: str) -> list[str]:
+    """The word tokens two answers are compared on: NFKC, case-folded, punctuation and spacing dropped."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def known_bad_similarity(text: str, known_bad: str, at_least: float = 0.0) -> float:
+    """How close `text` is to `known_bad`, in [0, 1] (1: the same words in the same order).
+
+    difflib's ratio over `answer_words` (2 x matched words / total words). When `at_least` is given
+    and a cheap upper bound is already below it, that bound is returned instead of the exact ratio.
+    """
+    a, b = answer_words(text), answer_words(known_bad)
+    if a == b:
+        if a:
+            return 1.0
+        folded = [" ".join(unicodedata.normalize("NFKC", t).casefold().split()) for t in (text, known_bad)]
+        return 1.0 if folded[0] == folded[1] else 0.0
+    if not a or not b:
+        return 0.0
+    matcher = difflib.SequenceMatcher(None, a[:MAX_COMPARED_WORDS], b[:MAX_COMPARED_WORDS], autojunk=False)
+    for bound in (matcher.real_quick_ratio, matcher.quick_ratio):
+        value = bound()
+        if value < at_least:
+            return value
+    return matcher.ratio()
+
+
+def _not_known_bad(check: dict, text: str | None) -> CheckResult:
+    if _blank(text):
+        return CheckResult("not_known_bad", "pass")
+    limit = float(check.get("max_similarity", KNOWN_BAD_MAX_SIMILARITY))
+    similarity = known_bad_similarity(text, check["output"], at_least=limit)
+    if similarity >= limit:
+        how = "exactly" if similarity == 1.0 else f"nearly: similarity {similarity:.3f} >= {limit:g}"
+        return CheckResult("not_known_bad", "fail", f"the known bad answer came back ({how})")
+    return CheckResult("not_known_bad", "pass")
 
 
 def _check(check: dict, output: Output, judge: Judge | None, messages: list[dict] | None) -> CheckResult:
@@ -259,6 +325,8 @@ def _check(check: dict, output: Output, judge: Judge | None, messages: list[dict
         if missing:
             return CheckResult(kind, "fail", _cut(f"output lacks {missing}"))
         return CheckResult(kind, "pass")
+    if kind == "not_known_bad":
+        return _not_known_bad(check, text)
     if kind == "rubric":
         return _rubric(check, output, judge, messages)
     raise GradingRuleError(f"unknown check type {kind!r}")  # parse_rule lets none through
