@@ -7,14 +7,18 @@ because a typo in a threshold that silently falls back to a default is worse tha
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("eval_loop.yaml")
 
@@ -27,14 +31,46 @@ SIGNALS = (
     "latency",
     "judge",
 )
+# Flags: recorded in a trace's failure_signals beside the signals, but they never make it a failure
+# (no severity weight, no is_failure): they say the trace's data is suspect, not that the answer was bad.
+FLAGS = ("invalid_feedback",)
+
+DEFAULT_RUBRIC = "The answer is correct, complete and follows the application's instructions."
+ENDPOINT_SECTIONS = ("judge", "model_endpoint")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _KeyedError(ValueError):
+    """A validation error about a key deeper than the validator that found it (shown under that key)."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+def _finite(value: float, what: str) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value}")
+    return value
+
+
+class AppFeedbackConfig(_Strict):
+    """An app's own feedback settings; a key left out comes from scoring.feedback."""
+
+    rating_scale: tuple[float, float] | None = Field(
+        default=None, description="(lowest, highest) rating the app logs, e.g. [1, 10]; None: scoring.feedback's."
+    )
+    max_failing_rating: float | None = Field(
+        default=None, description="A rating at or below this fails; None: scoring.feedback's."
+    )
+    thumbs_down_fails: bool | None = None
+
+
 class AppConfig(_Strict):
-    """What "good" means for one application."""
+    """What "good" means for one application; a key left out comes from the defaults (see `LoopConfig.app`)."""
 
     latency_budget_ms: float | None = Field(
         default=None, gt=0, description="Absolute latency budget; None uses scoring.latency.default_budget_ms."
@@ -42,7 +78,19 @@ class AppConfig(_Strict):
     output_schema: dict[str, Any] | None = Field(
         default=None, description="JSON Schema the app's output must satisfy (the output is parsed as JSON)."
     )
-    rubric: str | None = Field(default=None, description="What a judge should check in this app's answers.")
+    rubric: str | None = Field(
+        default=None,
+        description="What a judge should check in this app's answers; None: scoring.default_rubric. For an app "
+        "whose right answer to a harmful request is a refusal, say so here.",
+    )
+    feedback: AppFeedbackConfig = AppFeedbackConfig()
+
+    @field_validator("rubric")
+    @classmethod
+    def _rubric_not_blank(cls, rubric: str | None) -> str | None:
+        if rubric is not None and not rubric.strip():
+            raise ValueError("must not be blank: write what a good answer does, or leave the key out")
+        return rubric
 
     @field_validator("output_schema")
     @classmethod
@@ -107,13 +155,47 @@ class LatencyConfig(_Strict):
 
 
 class FeedbackConfig(_Strict):
+    """Explicit feedback: the default of every app (apps.<name>.feedback overrides any key)."""
+
+    rating_scale: tuple[float, float] = Field(
+        default=(1, 5),
+        description="(lowest, highest) rating; a rating outside it is flagged invalid_feedback and not scored.",
+    )
     max_failing_rating: float = Field(default=2, description="A rating at or below this is a failure.")
     thumbs_down_fails: bool = True
+
+    @model_validator(mode="after")
+    def _within_scale(self) -> FeedbackConfig:
+        check_feedback(self.rating_scale, self.max_failing_rating, "", "")
+        return self
+
+
+def check_feedback(scale: tuple[float, float], max_failing: float, scale_from: str, max_from: str) -> None:
+    """ValueError unless `scale` is (low < high), finite, and `max_failing` lies in [low, high)."""
+    low, high = scale
+    _finite(low, "rating_scale"), _finite(high, "rating_scale")
+    _finite(max_failing, "max_failing_rating")
+    if not low < high:
+        raise ValueError(
+            f"rating_scale{scale_from} must be [lowest, highest] with lowest < highest, got [{low:g}, {high:g}]"
+        )
+    if not low <= max_failing < high:
+        raise ValueError(
+            f"max_failing_rating {max_failing:g}{max_from} is outside the rating_scale [{low:g}, {high:g}]"
+            f"{scale_from}: "
+            f"it must be at least {low:g} (the lowest rating) and below {high:g} (else every rating fails); set "
+            "max_failing_rating inside the scale, or declare the scale the app really logs in rating_scale"
+        )
 
 
 class ScoringConfig(_Strict):
     latency: LatencyConfig = LatencyConfig()
     feedback: FeedbackConfig = FeedbackConfig()
+    default_rubric: str = Field(
+        default=DEFAULT_RUBRIC,
+        min_length=1,
+        description="The rubric of an app without its own (apps.<name>.rubric), given to the judge and to cases.",
+    )
     severity_weights: dict[str, float] = Field(
         default_factory=lambda: {
             "provider_error": 0.9,
@@ -136,7 +218,13 @@ class ScoringConfig(_Strict):
         bad = {k: v for k, v in weights.items() if not 0 <= v <= 1}
         if bad:
             raise ValueError(f"weights must be between 0 and 1, got {bad}")
-        return {**{s: 0.5 for s in SIGNALS}, **weights}
+        merged = {**{s: 0.5 for s in SIGNALS}, **weights}
+        if not any(merged.values()):
+            raise ValueError(
+                "every signal's weight is 0, so every failure would have severity 0: give the signals that matter "
+                "a weight above 0 (1 means a failure of that kind is as severe as it gets)"
+            )
+        return merged
 
 
 class EmbeddingConfig(_Strict):
@@ -207,6 +295,23 @@ class GradingConfig(_Strict):
         default_factory=lambda: {"novelty": 0.4, "severity": 0.3, "frequency": 0.2, "difficulty": 0.1},
         description="Weight = sum of factor x weight over known factors, divided by the sum of their weights.",
     )
+
+    @field_validator("weights")
+    @classmethod
+    def _non_negative(cls, weights: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in weights.items() if not (math.isfinite(v) and v >= 0)}
+        if bad:
+            raise ValueError(
+                f"weights must be finite and at least 0, got {bad}: a negative weight would rank "
+                "a case lower the more novel or severe it is"
+            )
+        if not any(v for k, v in weights.items() if k != "difficulty"):
+            raise ValueError(
+                "novelty, severity and frequency all have weight 0 (or are left out), so every case's weight "
+                "would be 0/0 while difficulty is unknown: give at least one of them a weight above 0"
+            )
+        return weights
+
     frequency_saturation: int = Field(
         default=50, ge=2, description="A cluster of this many traces or more gets frequency score 1."
     )
@@ -295,10 +400,14 @@ class EndpointConfig(_Strict):
     @classmethod
     def _is_http_url(cls, value: str) -> str:
         value = value.strip()
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"must be an http(s) URL such as https://api.openai.com/v1, got {value!r}")
+        # Never echo the value: a URL can carry a password or a key in its user part or query.
         if re.match(r"^https?://[^/]*@", value):
-            raise ValueError("must not carry credentials; put the key in the environment variable named by api_key_env")
+            raise ValueError(
+                "must not carry credentials (user:password@): put the key in the environment variable named by "
+                "api_key_env"
+            )
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.openai.com/v1")
         return value.rstrip("/")
 
     @field_validator("api_key_env")
@@ -385,10 +494,28 @@ class LoopConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _apps_feedback_within_their_scale(self) -> LoopConfig:
+        default = self.scoring.feedback
+        for name, app in self.apps.items():
+            own = app.feedback
+            scale = own.rating_scale or default.rating_scale
+            max_failing = default.max_failing_rating if own.max_failing_rating is None else own.max_failing_rating
+            scale_from = "" if own.rating_scale else " (from scoring.feedback)"
+            max_from = "" if own.max_failing_rating is not None else " (from scoring.feedback)"
+            scale_ok = scale[0] < scale[1]
+            wrong = "max_failing_rating" if scale_ok and own.max_failing_rating is not None else "rating_scale"
+            key = f"apps.{name}.feedback.{wrong}"
+            try:
+                check_feedback(scale, max_failing, scale_from, max_from)
+            except ValueError as exc:
+                raise _KeyedError(key, str(exc)) from None
+        return self
+
+    @model_validator(mode="after")
     def _judged_apps_have_rubrics(self) -> LoopConfig:
         if self.judge is None:
             return self
-        without = [a for a in self.judge.apps if self.app(a).rubric is None]
+        without = [a for a in self.judge.apps if (self.apps.get(a) or AppConfig()).rubric is None]
         if without:
             raise ValueError(
                 f"judge.apps lists {without} but apps.<name>.rubric is not set for them: add a rubric to each "
@@ -409,19 +536,153 @@ class LoopConfig(_Strict):
             return list(self.judge.apps)
         return sorted(name for name, app in self.apps.items() if app.rubric)
 
-    def app(self, name: str | None) -> AppConfig:
-        return self.apps.get(name or "", AppConfig())
+    _app_settings: dict[str, AppSettings] = PrivateAttr(default_factory=dict)
+
+    def app(self, name: str | None) -> AppSettings:
+        """The settings an app runs on: its own keys under `apps:`, the defaults for every key it leaves out.
+
+        The defaults are `scoring.latency.default_budget_ms`, `scoring.feedback` and
+        `scoring.default_rubric`, and no output schema; an app not named under `apps:` gets all of them
+        (`configured` is False).
+        """
+        key = name or ""
+        settings = self._app_settings.get(key)
+        if settings is None:
+            own = self.apps.get(key)
+            mine = own or AppConfig()
+            default = self.scoring.feedback
+            feedback = FeedbackConfig(
+                rating_scale=mine.feedback.rating_scale or default.rating_scale,
+                max_failing_rating=default.max_failing_rating
+                if mine.feedback.max_failing_rating is None
+                else mine.feedback.max_failing_rating,
+                thumbs_down_fails=default.thumbs_down_fails
+                if mine.feedback.thumbs_down_fails is None
+                else mine.feedback.thumbs_down_fails,
+            )
+            settings = AppSettings(
+                name=key,
+                configured=own is not None,
+                latency_budget_ms=mine.latency_budget_ms or self.scoring.latency.default_budget_ms,
+                output_schema=mine.output_schema,
+                rubric=mine.rubric or self.scoring.default_rubric,
+                rubric_is_default=mine.rubric is None,
+                feedback=feedback,
+            )
+            self._app_settings[key] = settings
+        return settings
+
+    def app_report(self, seen: Mapping[str, int] | Iterable[str]) -> AppsReport:
+        """Which apps seen in traffic run on defaults, which configured ones were never seen, and likely typos.
+
+        `seen` is the apps seen in traffic (with their trace counts when a mapping). A configured name that
+        was never seen and is close to a seen, unconfigured name (difflib ratio >= 0.75 on lower case, or
+        equal ignoring case, `-`, `_` and spaces) is reported as a probable typo of it.
+        """
+        counts = dict(seen) if isinstance(seen, Mapping) else dict.fromkeys(seen, 0)
+        counts = {k: v for k, v in counts.items() if k is not None}
+        on_defaults = sorted(a for a in counts if a not in self.apps)
+        unseen = sorted(a for a in self.apps if a not in counts)
+        typos: dict[str, str] = {}
+        for name in unseen:
+            folded = {_fold(a): a for a in on_defaults}
+            if _fold(name) in folded:
+                typos[name] = folded[_fold(name)]
+                continue
+            close = difflib.get_close_matches(name.lower(), [a.lower() for a in on_defaults], n=1, cutoff=0.75)
+            if close:
+                typos[name] = next(a for a in on_defaults if a.lower() == close[0])
+        return AppsReport(on_defaults=on_defaults, unseen=unseen, typos=typos, traces=counts)
+
+
+def _fold(name: str) -> str:
+    return re.sub(r"[\s_\-.]+", "", name.lower())
+
+
+class AppSettings(_Strict):
+    """The settings one app runs on, defaults filled in (see `LoopConfig.app`)."""
+
+    name: str
+    configured: bool = Field(description="Named under `apps:`; False: every setting is a default.")
+    latency_budget_ms: float
+    output_schema: dict[str, Any] | None
+    rubric: str
+    rubric_is_default: bool
+    feedback: FeedbackConfig
+
+
+@dataclass(frozen=True)
+class AppsReport:
+    """Apps in traffic against apps in the configuration."""
+
+    on_defaults: list[str]  # seen in traffic, not named under apps:
+    unseen: list[str]  # named under apps:, never seen in traffic
+    typos: dict[str, str]  # configured name -> the seen app it probably means
+    traces: dict[str, int] = field(default_factory=dict)  # traces per seen app, when known
+
+    def warnings(self, config: LoopConfig) -> list[str]:
+        """One line per problem, naming the key and the fix."""
+        out = []
+        for name, meant in sorted(self.typos.items()):
+            seen = f" ({self.traces[meant]:,} traces)" if self.traces.get(meant) else ""
+            out.append(
+                f"apps.{name} is probably a typo of the app {meant!r} seen in traffic{seen}: {meant} runs on the "
+                f"defaults, so apps.{name}'s output_schema, latency budget, feedback scale and rubric are not "
+                f"applied to it; rename the key to {meant}"
+            )
+        others = [a for a in self.unseen if a not in self.typos]
+        if others:
+            out.append(
+                f"apps named in the configuration but never seen in traffic: {', '.join(others)} (check the "
+                "spelling against the app names in raw_traces)"
+            )
+        if self.on_defaults:
+            fb = config.scoring.feedback
+            low, high = fb.rating_scale
+            listed = ", ".join(
+                f"{a} ({self.traces[a]:,} traces)" if self.traces.get(a) else a for a in self.on_defaults
+            )
+            out.append(
+                f"apps seen in traffic but not configured, running on the defaults (no JSON-schema check, latency "
+                f"budget {config.scoring.latency.default_budget_ms:g} ms, ratings {low:g}-{high:g} failing at "
+                f"<= {fb.max_failing_rating:g}, the default rubric): {listed}; name them under apps: with their "
+                "output_schema, latency_budget_ms, feedback and rubric"
+            )
+        return out
 
 
 class ConfigError(ValueError):
     """Raised for a configuration file that cannot be used; the message names key and fix."""
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
+MAX_SHOWN_INPUT_CHARS = 80
+
+
+def _shown_input(value: Any) -> str:
+    """A wrong scalar value as the message shows it, cut short."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_INPUT_CHARS else text[: MAX_SHOWN_INPUT_CHARS - 1] + "…"
+
+
 def _format_error(path: Path, exc: ValidationError) -> str:
+    """One line per error: the key, what is wrong and the fix; never a value of an endpoint section.
+
+    Endpoint sections (judge, model_endpoint) hold URLs and settings next to which people paste keys
+    (a key in `timeout_s`, `https://user:password@host`): their values are never shown, nor a key name
+    that is not a plain identifier.
+    """
     lines = [f"invalid eval-loop configuration in {path}:"]
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        last = str(err["loc"][-1]) if err["loc"] else ""
+        loc = [str(p) for p in err["loc"]]
+        error = (err.get("ctx") or {}).get("error")
+        if isinstance(error, _KeyedError):
+            loc = error.key.split(".")
+        secret_section = bool(loc) and loc[0] in ENDPOINT_SECTIONS
+        if secret_section:
+            loc = [p if _PLAIN_KEY.match(p) else "(a key not shown)" for p in loc]
+        key = ".".join(loc) or "(top level)"
+        last = loc[-1] if loc else ""
         if err["type"] == "extra_forbidden" and re.search(r"key|token|secret|password", last, re.IGNORECASE):
             fix = (
                 "secrets never go in the file: put the key in an environment variable and name that variable "
@@ -429,12 +690,27 @@ def _format_error(path: Path, exc: ValidationError) -> str:
             )
         elif err["type"] == "extra_forbidden":
             fix = "remove it or fix its spelling; see the documented keys in the shipped eval_loop.yaml"
-        elif last == "api_key_env":
-            fix = "value not shown, it may be a secret; see the documented example in the shipped eval_loop.yaml"
+        elif secret_section or last == "api_key_env":
+            fix = (
+                "value not shown: endpoint settings may hold a secret pasted by mistake; see the documented "
+                "example in the shipped eval_loop.yaml"
+            )
+        elif isinstance(error, _KeyedError) or not loc or isinstance(err.get("input"), dict | list | tuple):
+            fix = "see the documented default in the shipped eval_loop.yaml"
         else:
-            fix = f"got {err.get('input')!r}; see the documented default in the shipped eval_loop.yaml"
-        lines.append(f"  - `{key}`: {err['msg']} ({fix})")
+            fix = f"got {_shown_input(err.get('input'))}; see the documented default in the shipped eval_loop.yaml"
+        message = str(error) if error is not None else err["msg"]
+        lines.append(f"  - `{key}`: {message} ({fix})")
     return "\n".join(lines)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What PyYAML found and where, without its snippet of the line (which may hold a secret)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    context = getattr(exc, "context", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{context + ': ' if context else ''}{problem}{where}"
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> LoopConfig:
@@ -450,7 +726,7 @@ def _load(path: Path) -> LoopConfig:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"eval-loop configuration {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"eval-loop configuration {path} is not valid YAML: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"eval-loop configuration {path} must be a mapping of keys, got {type(data).__name__}")
     try:

@@ -21,8 +21,11 @@ Scorers (applies when / fires when / value / threshold):
   the output is not a JSON document (a ```json fence included) or breaks the schema / the first
   error, cut to 200 chars, e.g. `not valid JSON: Expecting value at char 0` or
   `'explanation' is a required property` / `schema <app> (sha256:<first 8 hex of the schema>)`.
-- feedback: a thumbs or a rating is logged / thumbs down (when `thumbs_down_fails`) or rating <=
-  `max_failing_rating` / `thumbs=down rating=2` (the parts logged) / `rating <= 2 or thumbs down`.
+- feedback: a thumbs or a rating within the app's `rating_scale` is logged / thumbs down (when
+  the app's `thumbs_down_fails`) or rating <= the app's `max_failing_rating` / `thumbs=down
+  rating=2` (the parts logged) / `rating <= 2 (scale 1-5) or thumbs down`. The settings are the
+  app's (`apps.<name>.feedback`), else `scoring.feedback`. A rating outside the app's scale is not
+  read as good or bad: it is the `invalid_feedback` flag below.
 - latency: `latency_ms` is logged / `latency_ms > budget` / the latency in ms, e.g. `6500` /
   absolute mode: the budget, e.g. `6000` (the app's `latency_budget_ms`, else
   `default_budget_ms`); percentile mode: `p99 of <app> over the day = 1234.5`.
@@ -30,6 +33,13 @@ Scorers (applies when / fires when / value / threshold):
   `judge_reason` null; `judge.apply_judgements` merges the LLM judge's results afterwards (its
   signal's version is the rubric version, its value the score, its threshold `score <= 2`) and
   recomputes severity and is_failure with `severity_and_failure`.
+
+Flags (in `failure_signals` too, but they never make a trace a failure and carry no severity):
+
+- invalid_feedback: a rating is logged / it lies outside the app's `rating_scale` (NaN and
+  infinities included) / `rating=7` / `rating in 1-5 (rating_scale of <app>)`. Scored traffic with
+  such ratings means the configuration declares the wrong scale for the app (or the logging is
+  broken): the scored_traces metadata and `eval-loop summary` count them per app.
 
 `severity` = 1 - prod(1 - w) over the fired signals, with `scoring.severity_weights` (0.0 when none
 fired); `is_failure` = any signal fired.
@@ -43,7 +53,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import reduce
 from typing import Any
 
@@ -53,18 +63,20 @@ from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
 from loop_assets import tables
-from loop_assets.config import SIGNALS, LoopConfig
+from loop_assets.config import FLAGS, SIGNALS, AppSettings, LoopConfig
 
 SCORERS: dict[str, str] = {
     "provider_error": "1",
     "empty_output": "1",
     "truncated_output": "1",
     "json_schema": "1",
-    "feedback": "1",
+    "feedback": "2",  # 2: per-app rating scale, the scale in the threshold
     "latency": "1",
     "judge": "1",
 }
 assert tuple(SCORERS) == SIGNALS, "SCORERS must list config.SIGNALS, in order"
+FLAG_VERSIONS: dict[str, str] = {"invalid_feedback": "1"}
+assert tuple(FLAG_VERSIONS) == FLAGS, "FLAG_VERSIONS must list config.FLAGS, in order"
 
 MAX_VALUE_CHARS = 200
 
@@ -136,7 +148,8 @@ def _json_schema_columns(frame: pl.DataFrame, applicable: pl.Series, config: Loo
     failed = pl.Series("json_schema_failed", [None] * height, dtype=pl.Boolean)
     value = pl.Series("json_schema_value", [None] * height, dtype=pl.String)
     threshold = pl.Series("json_schema_threshold", [None] * height, dtype=pl.String)
-    for app, app_config in sorted(config.apps.items()):
+    for app in sorted(config.apps):
+        app_config = config.app(app)
         if app_config.output_schema is None:
             continue
         rows = frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"), "app", "output_text").filter(
@@ -189,20 +202,24 @@ def _latency_budget(config: LoopConfig) -> tuple[pl.Expr, pl.Expr]:
             _number(budget),
         )
         return budget, threshold
-    budgets = {name: app.latency_budget_ms for name, app in config.apps.items() if app.latency_budget_ms is not None}
-    budget = (
-        pl.col("app").replace_strict(budgets, default=latency.default_budget_ms, return_dtype=pl.Float64)
-        if budgets
-        else pl.lit(latency.default_budget_ms, dtype=pl.Float64)
-    )
+    budget = per_app(config, lambda a: a.latency_budget_ms, pl.Float64)
     return budget, _number(budget)
 
 
+def per_app(config: LoopConfig, setting: Callable[[AppSettings], Any], dtype: pl.DataType) -> pl.Expr:
+    """One app setting per row: the app's own (`config.app`), the default's for an app not under `apps:`."""
+    default = setting(config.app(None))
+    values = {name: setting(config.app(name)) for name in config.apps}
+    if all(v == default for v in values.values()):
+        return pl.lit(default, dtype=dtype)
+    return pl.col("app").replace_strict(values, default=default, return_dtype=dtype)
+
+
 def _signal(scorer: str, value: pl.Expr, threshold: pl.Expr) -> pl.Expr:
-    """The signal struct of one scorer (meaningful on the rows where it fired)."""
+    """The signal struct of one scorer or flag (meaningful on the rows where it fired)."""
     return pl.struct(
         scorer=pl.lit(scorer, dtype=pl.String),
-        version=pl.lit(SCORERS[scorer], dtype=pl.String),
+        version=pl.lit(SCORERS.get(scorer) or FLAG_VERSIONS[scorer], dtype=pl.String),
         value=value.cast(pl.String),
         threshold=threshold.cast(pl.String),
     )
@@ -246,25 +263,35 @@ def score_traces(raw: pl.DataFrame, config: LoopConfig, run_id: str) -> pl.DataF
 
     has_error = _text_is_set("error")
     has_output = _text_is_set("output_text")
-    scoring = config.scoring
-    feedback = scoring.feedback
 
     # json_schema: Python per distinct output, only over applicable rows of apps with a schema.
     schema_applicable = frame.select((~has_error & has_output).alias("ok"))["ok"]
     frame = frame.hstack(_json_schema_columns(frame, schema_applicable, config))
 
-    # feedback
+    # feedback, on each app's own scale
     thumbs = pl.col("feedback_thumbs").str.strip_chars().str.to_lowercase()
     rating = pl.col("feedback_rating")
-    thumbs_down = (thumbs == "down").fill_null(False) if feedback.thumbs_down_fails else pl.lit(False)
-    low_rating = (rating <= feedback.max_failing_rating).fill_null(False)
+    low = per_app(config, lambda a: float(a.feedback.rating_scale[0]), pl.Float64)
+    high = per_app(config, lambda a: float(a.feedback.rating_scale[1]), pl.Float64)
+    max_failing = per_app(config, lambda a: float(a.feedback.max_failing_rating), pl.Float64)
+    thumbs_fail = per_app(config, lambda a: a.feedback.thumbs_down_fails, pl.Boolean)
+    # NaN compares as the largest float in Polars: is_finite keeps it (and the infinities) out of every scale.
+    in_scale = rating.is_finite() & (rating >= low) & (rating <= high)
+    out_of_scale = rating.is_not_null() & ~in_scale.fill_null(False)
+    thumbs_down = (thumbs == "down").fill_null(False) & thumbs_fail
+    low_rating = (in_scale & (rating <= max_failing)).fill_null(False)
+    rating_text = pl.format("rating={}", _number(rating))
     feedback_value = pl.concat_str(
-        [pl.format("thumbs={}", thumbs), pl.format("rating={}", _number(rating))],
+        [pl.format("thumbs={}", thumbs), pl.when(in_scale).then(rating_text)], separator=" ", ignore_nulls=True
+    )
+    scale_text = pl.format("{}-{}", _number(low), _number(high))
+    feedback_threshold = pl.concat_str(
+        [
+            pl.format("rating <= {} (scale {})", _number(max_failing), scale_text),
+            pl.when(thumbs_fail).then(pl.lit("or thumbs down")),
+        ],
         separator=" ",
         ignore_nulls=True,
-    )
-    feedback_threshold = f"rating <= {_fmt(feedback.max_failing_rating)}" + (
-        " or thumbs down" if feedback.thumbs_down_fails else ""
     )
 
     # latency
@@ -274,7 +301,8 @@ def score_traces(raw: pl.DataFrame, config: LoopConfig, run_id: str) -> pl.DataF
         provider_error_failed=has_error,
         empty_output_failed=pl.when(~has_error).then(~has_output),
         truncated_output_failed=pl.col("finish_reason").str.strip_chars().str.to_lowercase() == "length",
-        feedback_failed=pl.when(thumbs.is_not_null() | rating.is_not_null()).then(thumbs_down | low_rating),
+        feedback_failed=pl.when(thumbs.is_not_null() | in_scale.fill_null(False)).then(thumbs_down | low_rating),
+        invalid_feedback_failed=out_of_scale,
         latency_failed=pl.col("latency_ms") > budget,
         latency_budget=budget,
         latency_threshold=latency_threshold,
@@ -293,7 +321,7 @@ def score_traces(raw: pl.DataFrame, config: LoopConfig, run_id: str) -> pl.DataF
         ),
         "truncated_output": _signal("truncated_output", pl.col("finish_reason"), pl.lit("finish_reason != length")),
         "json_schema": _signal("json_schema", pl.col("json_schema_value"), pl.col("json_schema_threshold")),
-        "feedback": _signal("feedback", feedback_value, pl.lit(feedback_threshold)),
+        "feedback": _signal("feedback", feedback_value, feedback_threshold),
         "latency": _signal("latency", _number(pl.col("latency_ms")), pl.col("latency_threshold")),
     }
     # The judge runs later (judge.apply_judgements): its columns stay null here and it never fires.
@@ -304,8 +332,13 @@ def score_traces(raw: pl.DataFrame, config: LoopConfig, run_id: str) -> pl.DataF
         judge_reason=pl.lit(None, dtype=pl.String),
     )
     severity, is_failure = severity_and_failure(config)
+    signals["invalid_feedback"] = _signal(
+        "invalid_feedback",
+        rating_text,
+        pl.format("rating in {} (rating_scale of {})", scale_text, pl.col("app").fill_null("(no app)")),
+    )
     frame = frame.with_columns(
-        _failure_signals(frame, {name: signals[name] for name in SIGNALS if name in signals}),
+        _failure_signals(frame, {name: signals[name] for name in (*SIGNALS, *FLAGS) if name in signals}),
         severity=severity,
         is_failure=is_failure,
         scored_run_id=pl.lit(run_id, dtype=pl.String),
