@@ -90,12 +90,24 @@ def _connect():
 
 
 def cmd_summary(_: argparse.Namespace) -> int:
-    from loop_assets.stats import loop_summary, render
+    from loop_assets.config import load_config
+    from loop_assets.stats import apps_report, loop_summary, render
 
+    config = load_config()
     with _connect() as con:
         tables = loop_summary(con)
+        tables["apps and their settings"], warnings = apps_report(con, config)
         example = con.execute("SELECT case_id FROM eval_suite ORDER BY weight DESC LIMIT 1").fetchone()
     print(render(tables))
+    print(
+        "\n(settings: configured = named under apps:, defaults = seen in traffic but not configured, never seen = "
+        "configured but not in traffic; caught = cases an eval run fails without a judge when the known bad answer "
+        "comes back, judge_only = cases only a judge can grade)"
+    )
+    if warnings:
+        print("\nWARNING, configuration against traffic:")
+        for line in warnings:
+            print(f"  - {line}")
     print(f"\nwarehouse: {Path(warehouse_path()).resolve()}")
     if example:
         print(f"trace a case to its log line:  .venv/bin/eval-loop lineage {example[0]}")
@@ -283,8 +295,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a problem the user can fix (configuration, a locked warehouse, a name too long for
+    the file system) is one clear message on stderr and exit code 2, not a traceback."""
+    import errno
+
+    from loop_assets.config import ConfigError
+    from loop_assets.warehouse import WarehouseLocked
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ConfigError, WarehouseLocked) as exc:
+        print(f"eval-loop {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        print(
+            f"eval-loop {args.command}: a file name is too long for the file system ({exc.strerror}): "
+            f"{str(exc.filename)[:80]}…; choose a shorter name",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_EXPORT_DIR = "data/exports"
+TMP_NAME_EXTRA_BYTES = 40  # write_atomically's temporary name: ".{name}.{pid}.{12 hex}.tmp"
+MAX_NAME_BYTES = 255 - TMP_NAME_EXTRA_BYTES
 
 
 class UnsafeExportPath(ValueError):
@@ -47,6 +49,12 @@ def resolve_output(out_dir: str | os.PathLike[str], out: str | os.PathLike[str] 
         if str(out).endswith(("/", os.sep)) or candidate.is_dir():
             candidate = candidate / default_name
     resolved = candidate.resolve()
+    if len(resolved.name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise UnsafeExportPath(
+            f"refusing to write the export to a file name of {len(resolved.name.encode('utf-8'))} bytes "
+            f"({resolved.name[:40]}…): file systems allow 255, and the export is first written beside it under a "
+            f"temporary name {TMP_NAME_EXTRA_BYTES} bytes longer; name it in at most {MAX_NAME_BYTES} bytes"
+        )
     if not _inside(resolved, root):
         raise UnsafeExportPath(
             f"refusing to write the export to {str(out)!r}: it resolves to {resolved}, which is outside the "

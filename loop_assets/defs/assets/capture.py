@@ -18,6 +18,7 @@ from loop_assets.defs.resources import LoopSettings, Warehouse
 from loop_assets.ingest_plan import plan_from_warehouse, store_ingest
 from loop_assets.llm_client import ChatClient
 from loop_assets.redaction import count_metadata, redact_frame, redact_frame_with_counts
+from loop_assets.stats import scored_apps_metadata
 from loop_assets.step_checks import unscored_traces
 from loop_assets.warehouse import query, read_partitions, replace_partitions
 
@@ -232,6 +233,9 @@ def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, war
         failures.select(pl.col("failure_signals").list.eval(pl.element().struct.field("scorer")).alias("s"))
         .explode("s")
         .group_by("s")
+        apps_metadata, app_warnings = scored_apps_metadata(con, config, scored)
+    for warning in app_warnings:
+        context.log.warning(warning)
         .len()
     )
     signal_counts = {f"failures_{row['s']}": row["len"] for row in by_signal.iter_rows(named=True)}
@@ -254,6 +258,8 @@ def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, war
             "preview": markdown_preview(
                 failures.select(
                     "trace_id",
+            **apps_metadata,
+            "config_warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in app_warnings) or "none"),
                     "app",
                     "severity",
                     pl.col("failure_signals")
