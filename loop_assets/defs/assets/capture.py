@@ -228,14 +228,14 @@ def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, war
         context.log.info(judged.message)
         replace_partitions(con, "scored_traces", days, {"scored_traces": scored}, context.run_id)
         unscored = unscored_traces(con, days)
+        apps_metadata, app_warnings = scored_apps_metadata(con, config, scored)
+    for warning in app_warnings:
+        context.log.warning(warning)
     failures = scored.filter(pl.col("is_failure"))
     by_signal = (
         failures.select(pl.col("failure_signals").list.eval(pl.element().struct.field("scorer")).alias("s"))
         .explode("s")
         .group_by("s")
-        apps_metadata, app_warnings = scored_apps_metadata(con, config, scored)
-    for warning in app_warnings:
-        context.log.warning(warning)
         .len()
     )
     signal_counts = {f"failures_{row['s']}": row["len"] for row in by_signal.iter_rows(named=True)}
@@ -253,13 +253,13 @@ def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, war
             "failures": failures.height,
             "score_seconds": round(score_seconds, 3),
             **judged.metadata(),
+            **apps_metadata,
+            "config_warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in app_warnings) or "none"),
             "failure_rate": round(failures.height / scored.height, 4) if scored.height else 0.0,
             **{f"failures_{s}": signal_counts.get(f"failures_{s}", 0) for s in scoring.SCORERS},
             "preview": markdown_preview(
                 failures.select(
                     "trace_id",
-            **apps_metadata,
-            "config_warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in app_warnings) or "none"),
                     "app",
                     "severity",
                     pl.col("failure_signals")
