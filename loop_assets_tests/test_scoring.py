@@ -81,11 +81,11 @@ EXPECTED = {
     "truncated": {"truncated_output": ("length", "finish_reason != length")},
     "fenced-json": {"json_schema": ("not valid JSON: Expecting value at char 0", None)},
     "missing-key": {"json_schema": ("'explanation' is a required property", None)},
-    "feedback": {"feedback": ("thumbs=down rating=2", "rating <= 2 or thumbs down")},
+    "feedback": {"feedback": ("thumbs=down rating=2", "rating <= 2 (scale 1-5) or thumbs down")},
     "slow": {"latency": ("8000.5", "8000")},
     "multi": {
         "truncated_output": ("length", "finish_reason != length"),
-        "feedback": ("thumbs=down", "rating <= 2 or thumbs down"),
+        "feedback": ("thumbs=down", "rating <= 2 (scale 1-5) or thumbs down"),
         "latency": ("9000", "8000"),
     },
 }
@@ -282,7 +282,7 @@ def test_custom_config_changes_thresholds() -> None:
     assert records["thumbs-down"]["feedback_failed"] is False
     assert records["thumbs-down"]["is_failure"] is False
     assert records["rating-3"]["failure_signals"] == [
-        {"scorer": "feedback", "version": "1", "value": "rating=3", "threshold": "rating <= 3"}
+        {"scorer": "feedback", "version": "2", "value": "rating=3", "threshold": "rating <= 3 (scale 1-5)"}
     ]
     assert records["rating-3"]["severity"] == pytest.approx(0.25)
     assert records["slow-bot"]["failure_signals"] == [

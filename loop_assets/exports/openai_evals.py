@@ -15,8 +15,9 @@ Mapping of a case:
   Evals ignores keys its template does not use, so metadata rides along without effect.
 
 Not mapped (kept only in metadata): every grading check. Samples have no assertion field; the checks
-(no_error, non_empty, finish_reason, json_schema, latency, rubric) are chosen per eval in the
-registry YAML, not per sample.
+(no_error, non_empty, finish_reason, json_schema, latency, not_known_bad, rubric) are chosen per
+eval in the registry YAML, not per sample; a `not_known_bad` check's answer (the one a user rated
+down, which must not come back) is in `metadata.grading.checks[].output`.
 """
 
 from __future__ import annotations

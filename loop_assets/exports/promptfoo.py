@@ -17,6 +17,9 @@ holds one test per case:
   `exact` {expected} -> `equals`, or `javascript` comparing `String(output).trim()` (and lower
   case) when the check strips or ignores case, as it does by default;
   `contains` {value} -> `contains` / `contains-all` (`icontains...` when it ignores case);
+  `not_known_bad` {output, max_similarity} -> a `python` assertion computing the same similarity as
+  eval-loop's grader (`case_grading.known_bad_similarity`: difflib ratio over NFKC, case-folded word
+  tokens; Python's standard library only), failing at or above max_similarity;
   `rubric` {rubric, reference?, min_score?} -> `llm-rubric` with the rubric as `value` (the
   reference answer, in `vars.reference`, appended through `{{ reference }}`; `min_score` as
   `threshold`). A rule whose `pass` is `any` becomes one `assert-set` passing when one check does.
@@ -37,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from loop_assets.case_grading import KNOWN_BAD_MAX_SIMILARITY, MAX_COMPARED_WORDS
 from loop_assets.exports.suite import Case, SuiteVersion, read_case
 
 SUFFIX = ".promptfoo.yaml"
@@ -99,6 +103,44 @@ def _contains(check: dict[str, Any]) -> list[dict[str, Any]] | None:
     return [{"type": f"{prefix}contains-all", "value": [_literal(v) for v in values]}] if values else None
 
 
+# The body of a promptfoo `python` assertion (promptfoo runs a multi-line value as a function of
+# `output` and `context`): case_grading.known_bad_similarity, written out with the standard library only.
+KNOWN_BAD_PYTHON = """import difflib, re, unicodedata
+known_bad = {known_bad}
+limit = {limit}
+def words(text):
+    return re.findall(r"\\w+", unicodedata.normalize("NFKC", text).casefold())
+def folded(text):
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+text = "" if output is None else str(output)
+if not text.strip():
+    return {{"pass": True, "score": 1, "reason": "blank output is not the known bad answer"}}
+a, b = words(text), words(known_bad)
+if a == b:
+    similarity = 1.0 if a or folded(text) == folded(known_bad) else 0.0
+elif not a or not b:
+    similarity = 0.0
+else:
+    similarity = difflib.SequenceMatcher(None, a[:{max_words}], b[:{max_words}], autojunk=False).ratio()
+shown = "similarity %.3f, limit %g" % (similarity, limit)
+if similarity >= limit:
+    return {{"pass": False, "score": 0, "reason": "the known bad answer came back (" + shown + ")"}}
+return {{"pass": True, "score": 1, "reason": "not the known bad answer (" + shown + ")"}}
+"""
+
+
+def _not_known_bad(check: dict[str, Any]) -> list[dict[str, Any]] | None:
+    known_bad = check.get("output")
+    if not isinstance(known_bad, str) or not known_bad.strip():
+        return None
+    limit = float(check.get("max_similarity", KNOWN_BAD_MAX_SIMILARITY))
+    # A JSON string is a Python string literal; braces escaped so the code holds no Nunjucks marker.
+    literal = json.dumps(known_bad, ensure_ascii=True).replace("{", "\\u007b").replace("}", "\\u007d")
+    code = KNOWN_BAD_PYTHON.format(known_bad=literal, limit=repr(limit), max_words=MAX_COMPARED_WORDS)
+    assert not any(marker in code for marker in NUNJUCKS_MARKERS)
+    return [{"type": "python", "value": code}]
+
+
 def assertions(check: dict[str, Any], variables: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The promptfoo assertions for one grading check, or None when promptfoo has no natural one.
 
@@ -120,6 +162,8 @@ def assertions(check: dict[str, Any], variables: dict[str, Any]) -> list[dict[st
         return _exact(check)
     if kind == "contains":
         return _contains(check)
+    if kind == "not_known_bad":
+        return _not_known_bad(check)
     if kind == "rubric" and check.get("rubric"):
         rubric: dict[str, Any] = {"type": "llm-rubric", "value": _literal(str(check["rubric"]))}
         if check.get("reference") is not None:
