@@ -321,3 +321,23 @@ def test_summary_warns_about_apps_on_defaults_typos_and_judge_only_cases(dices_l
     assert dices["settings"] == "defaults" and dices["cases"] > 10
     # every case of a thumbs-down answer can be failed without a judge: none is left to a judge alone
     assert (dices["caught"], dices["judge_only"]) == (dices["cases"], 0)
+
+
+@pytest.mark.parametrize(
+    "answer", [BAD, BAD.replace("closed", "small"), "No. That makes toxic gas.", "", "{{ reference }} {% x %}"]
+)
+def test_the_promptfoo_assertion_decides_as_the_grader_does(answer):
+    from loop_assets.exports.promptfoo import assertions
+
+    bad = BAD + ' {{ not a template }} {% raw %} "quoted" \\ ü'
+    check = {"type": "not_known_bad", "output": bad, "max_similarity": 0.9}
+    (assertion,) = assertions(check, {})
+    assert assertion["type"] == "python" and "{{" not in assertion["value"] and "{%" not in assertion["value"]
+    # promptfoo runs a multi-line python value as the body of a function of `output` and `context`
+    body = "".join(f"    {line}\n" for line in assertion["value"].splitlines())
+    scope: dict = {}
+    exec(f"def assertion(output, context):\n{body}", scope)
+    replay = bad if answer == BAD else answer
+    verdict = scope["assertion"](replay, {})
+    expected = grade_output(json.dumps({"checks": [check]}), Output(replay))
+    assert verdict["pass"] is (expected.outcome == "pass")
