@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("eval_loop.yaml")
 
@@ -158,10 +158,10 @@ class FeedbackConfig(_Strict):
     """Explicit feedback: the default of every app (apps.<name>.feedback overrides any key)."""
 
     rating_scale: tuple[float, float] = Field(
-        default=(1, 5),
+        default=(1.0, 5.0),
         description="(lowest, highest) rating; a rating outside it is flagged invalid_feedback and not scored.",
     )
-    max_failing_rating: float = Field(default=2, description="A rating at or below this is a failure.")
+    max_failing_rating: float = Field(default=2.0, description="A rating at or below this is a failure.")
     thumbs_down_fails: bool = True
 
     @model_validator(mode="after")
@@ -536,8 +536,6 @@ class LoopConfig(_Strict):
             return list(self.judge.apps)
         return sorted(name for name, app in self.apps.items() if app.rubric)
 
-    _app_settings: dict[str, AppSettings] = PrivateAttr(default_factory=dict)
-
     def app(self, name: str | None) -> AppSettings:
         """The settings an app runs on: its own keys under `apps:`, the defaults for every key it leaves out.
 
@@ -546,31 +544,29 @@ class LoopConfig(_Strict):
         (`configured` is False).
         """
         key = name or ""
-        settings = self._app_settings.get(key)
-        if settings is None:
-            own = self.apps.get(key)
-            mine = own or AppConfig()
-            default = self.scoring.feedback
-            feedback = FeedbackConfig(
-                rating_scale=mine.feedback.rating_scale or default.rating_scale,
-                max_failing_rating=default.max_failing_rating
-                if mine.feedback.max_failing_rating is None
-                else mine.feedback.max_failing_rating,
-                thumbs_down_fails=default.thumbs_down_fails
-                if mine.feedback.thumbs_down_fails is None
-                else mine.feedback.thumbs_down_fails,
-            )
-            settings = AppSettings(
-                name=key,
-                configured=own is not None,
-                latency_budget_ms=mine.latency_budget_ms or self.scoring.latency.default_budget_ms,
-                output_schema=mine.output_schema,
-                rubric=mine.rubric or self.scoring.default_rubric,
-                rubric_is_default=mine.rubric is None,
-                feedback=feedback,
-            )
-            self._app_settings[key] = settings
-        return settings
+        own = self.apps.get(key)
+        mine = own or AppConfig()
+        default = self.scoring.feedback
+        # model_construct: every value was validated when the configuration loaded (the merged feedback
+        # by _apps_feedback_within_their_scale), and this runs once per promoted case or judged trace.
+        feedback = FeedbackConfig.model_construct(
+            rating_scale=mine.feedback.rating_scale or default.rating_scale,
+            max_failing_rating=default.max_failing_rating
+            if mine.feedback.max_failing_rating is None
+            else mine.feedback.max_failing_rating,
+            thumbs_down_fails=default.thumbs_down_fails
+            if mine.feedback.thumbs_down_fails is None
+            else mine.feedback.thumbs_down_fails,
+        )
+        return AppSettings.model_construct(
+            name=key,
+            configured=own is not None,
+            latency_budget_ms=mine.latency_budget_ms or self.scoring.latency.default_budget_ms,
+            output_schema=mine.output_schema,
+            rubric=mine.rubric or self.scoring.default_rubric,
+            rubric_is_default=mine.rubric is None,
+            feedback=feedback,
+        )
 
     def app_report(self, seen: Mapping[str, int] | Iterable[str]) -> AppsReport:
         """Which apps seen in traffic run on defaults, which configured ones were never seen, and likely typos.
