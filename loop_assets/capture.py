@@ -51,11 +51,13 @@ import functools
 import hashlib
 import itertools
 import json
+import math
 import multiprocessing
 import os
+import re
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -82,12 +84,10 @@ from loop_assets.formats.base import (
     utc_day,
     utc_now,
 )
-from loop_assets.formats.documents import is_document, locate, path_text, read_document
+from loop_assets.formats.documents import locate, path_text, read_document
 from loop_assets.formats.jsonl import SourceRecord, decoded, read_records
+from loop_assets.incoming import Entry, scan_incoming, source_name, trace_kind
 from loop_assets.warehouse import pause_point
-
-TRACE_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".json", ".json.gz")
-SKIP_SUFFIXES = (".tmp", ".part")
 
 _STRING_FIELDS = tuple(f for f in TRACE_FIELDS if f not in ("ts", "latency_ms", "feedback_rating"))
 _REQUIRED_STRINGS = ("trace_id", "app", "input_messages", "input_text", "metadata")
@@ -118,7 +118,13 @@ _QUARANTINE_SCHEMA = pl.Schema(
 _FILE_SCHEMA = pl.Schema({"source_file": pl.String, "file_size": pl.Int64, "file_mtime": tables.UTC_TS})
 
 FILES_READ_SCHEMA = pl.Schema(
-    {"source_file": pl.String, "file_size": pl.Int64, "file_mtime": tables.UTC_TS, "days": pl.List(pl.Date)}
+    {
+        "source_file": pl.String,
+        "file_size": pl.Int64,
+        "file_mtime": tables.UTC_TS,
+        "days": pl.List(pl.Date),
+        "undated_day": pl.Date,
+    }
 )
 SKIPPED_SCHEMA = tables.schema("skipped_items")
 """IngestResult.skipped: one row per item that is not an LLM call (a chain span, a SPAN observation, a tool run)."""
@@ -139,37 +145,15 @@ class IngestResult:
     skipped: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SKIPPED_SCHEMA))
     """SKIPPED_SCHEMA rows: items inside records that are not LLM calls; not records, listed so none is unaccounted."""
     files: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FILES_READ_SCHEMA))
-    """FILES_READ_SCHEMA rows: every file read, its version and every partition day its records went to
-    (whatever `days` asked for), so a later ingest knows which files it may skip (`ingest_plan`)."""
+    """FILES_READ_SCHEMA rows in reading order: every file read, its version, every partition day its
+    records went to (whatever `days` asked for), so a later ingest knows which files it may skip
+    (`ingest_plan`), and `undated_day`: the day all its records went to when none has a day of its own."""
 
 
-def list_trace_files(incoming: Path) -> list[Path]:
-    """Trace files under `incoming`, recursively, oldest first (modification time, then relative path).
-
-    Reading order decides which copy of a duplicated record is kept: the first delivered, not the
-    one whose name happens to sort first.
-
-    Names ending .jsonl, .jsonl.gz, .ndjson or .ndjson.gz (JSON Lines), or .json or .json.gz (one JSON
-    document, see `formats.documents`), in any case. Hidden files and folders
-    (a leading dot) and names ending .tmp or .part (files still being written) are skipped;
-    symlinked folders are not followed. A missing folder has no files.
-    """
-    incoming = Path(incoming)
-    if not incoming.exists():
-        return []
-    if not incoming.is_dir():
-        raise NotADirectoryError(f"the incoming trace folder {incoming} is not a folder")
-    found = []
-    for root, dirs, names in os.walk(incoming):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in names:
-            lower = name.lower()
-            if name.startswith(".") or lower.endswith(SKIP_SUFFIXES) or not lower.endswith(TRACE_SUFFIXES):
-                continue
-            path = Path(root) / name
-            if path.is_file():
-                found.append(path)
-    return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.relative_to(incoming).as_posix()))
+def list_trace_files(incoming: Path, first_read: Mapping[str, int] | None = None) -> list[Path]:
+    """Trace files under `incoming` (recursively) in reading order: `incoming.scan_incoming`'s entries,
+    refused ones (links leading outside, FIFOs, ...) included, since each is accounted for by a row."""
+    return [entry.path for entry in scan_incoming(incoming, first_read).entries]
 
 
 def ingest(
@@ -179,27 +163,49 @@ def ingest(
     days: set[date] | None = None,
     now: datetime | None = None,
     skip_files: set[str] | None = None,
+    first_read: Mapping[str, int] | None = None,
 ) -> IngestResult:
     """Read every trace file under `incoming` into traces, quarantine and manifest frames.
 
     `now` is the clock future timestamps are judged against (default: the current time).
     `skip_files` (paths relative to `incoming`) are not read: `ingest_plan` names files whose records
-    cannot reach `days`. Raises ValueError only for unusable configuration; bad input never raises.
+    cannot reach `days`. `first_read` (source_file -> order) is the order earlier ingests first read
+    files in, which comes before modification times (see `incoming.scan_incoming`). Raises ValueError
+    only for unusable configuration; bad input never raises.
     """
     incoming = Path(incoming)
     now = utc_now(now)
-    earliest_allowed(ingest)  # fail fast on a bad ingest.earliest_timestamp
+    earliest = earliest_allowed(ingest)  # fail fast on a bad ingest.earliest_timestamp
     rows = _Rows()
     workers = _Workers(ingest.workers or _cores())
     try:
-        for path in list_trace_files(incoming):
-            source_file = path.relative_to(incoming).as_posix()
-            if skip_files and source_file in skip_files:
+        for entry in scan_incoming(incoming, first_read).entries:
+            if skip_files and entry.name in skip_files:
                 continue
-            _read_file(path, source_file, ingest, now, rows, workers)
+            if entry.refused is not None:
+                _refuse(entry, ingest, rows)
+                continue
+            _read_file(entry.path, entry.name, ingest, now, rows, workers, document=entry.is_document)
     finally:
         workers.close()
-    return _assemble(rows, run_id, days, now)
+    return _assemble(rows, run_id, days, now, min(utc_day(earliest), now.date()))
+
+
+def ingest_file(
+    path: Path, ingest: IngestConfig, run_id: str, document: bool | None = None, now: datetime | None = None
+) -> IngestResult:
+    """`ingest` of the one file at `path`, wherever it is (named by its file name): how `file_days`
+    learns exactly which days a file's records go to."""
+    now = utc_now(now)
+    earliest = earliest_allowed(ingest)
+    rows = _Rows()
+    workers = _Workers(ingest.workers or _cores())
+    try:
+        path = Path(path)
+        _read_file(path, source_name(path, path.parent), ingest, now, rows, workers, document=document)
+    finally:
+        workers.close()
+    return _assemble(rows, run_id, None, now, min(utc_day(earliest), now.date()))
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -309,8 +315,23 @@ class _Rows:
         return pl.DataFrame(self.traces, schema=_TRACE_SCHEMA)
 
 
+def _refuse(entry: Entry, ingest: IngestConfig, rows: _Rows) -> None:
+    """An entry that is not opened (a link leading outside the folder, a FIFO, ...): one row saying why."""
+    rows.add_file(entry.name, entry.size, datetime.fromtimestamp(entry.mtime, UTC))
+    rec = SourceRecord(0, b"", 0, error=RecordError("unreadable_file", entry.refused or "not read"))
+    rows.add_quarantine(
+        rec, entry.name, ingest.quarantine_raw_max_bytes, "unreadable_file", entry.refused or "", None, None
+    )
+
+
 def _read_file(
-    path: Path, source_file: str, ingest: IngestConfig, now: datetime, rows: _Rows, workers: _Workers | None = None
+    path: Path,
+    source_file: str,
+    ingest: IngestConfig,
+    now: datetime,
+    rows: _Rows,
+    workers: _Workers | None = None,
+    document: bool | None = None,
 ) -> None:
     try:
         stat = path.stat()
@@ -319,7 +340,7 @@ def _read_file(
         rows.add_file(source_file, None, None)
     keep = ingest.quarantine_raw_max_bytes
     lines: Iterator[SourceRecord] | None = None
-    if is_document(path):
+    if document if document is not None else trace_kind(path.name) == "document":
         records = read_document(path, max_record_bytes=ingest.max_record_bytes, keep_bytes=keep)
     else:  # lines are decoded here, or in batches by worker processes (`_read_in_batches`)
         lines = read_records(path, max_record_bytes=ingest.max_record_bytes, keep_bytes=keep, decode=False)
@@ -741,8 +762,45 @@ def _clean(text: str) -> str:
     return text
 
 
+JSON_FIELDS = ("input_messages", "feedback", "metadata")
+"""Trace fields stored as JSON text."""
+_BIG_EXPONENT = re.compile(r"\d[eE]\+?\d{3}")  # 1e400: a float beyond the largest double reads as inf
+
+
+def _strict_json(text: str) -> str:
+    """JSON text without NaN or Infinity, which JSON does not have (Python reads and writes them, DuckDB
+    and every other reader refuse them): each such number is written as the string "NaN", "Infinity" or
+    "-Infinity", so the stored JSON is valid and the value is still there to see."""
+    if "NaN" not in text and "Infinity" not in text and not _BIG_EXPONENT.search(text):
+        return text
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return text
+    strict = _finite(value)
+    if strict is value:
+        return text
+    return json.dumps(strict, ensure_ascii=False)
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite float (1e400 reads as inf) as its name; the same object when none."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        items = {k: _finite(v) for k, v in value.items()}
+        return value if all(items[k] is value[k] for k in value) else items
+    if isinstance(value, list):
+        items = [_finite(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
+
+
 def _clean_trace(trace: dict[str, Any]) -> dict[str, Any]:
     cleaned = {f: (_clean(v) if isinstance(v, str) else v) for f, v in trace.items()}
+    for f in JSON_FIELDS:
+        if isinstance(cleaned.get(f), str):
+            cleaned[f] = _strict_json(cleaned[f])
     cleaned["ts"] = trace["ts"].astimezone(UTC)
     for f in _FLOAT_FIELDS:
         if cleaned[f] is not None:
@@ -759,7 +817,7 @@ def _raw_text(rec: SourceRecord, keep: int) -> tuple[str, bool]:
 # --- routing and dedup ----------------------------------------------------------------------------
 
 
-def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -> IngestResult:
+def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime, earliest: date) -> IngestResult:
     files = pl.DataFrame(rows.files, schema=_FILE_SCHEMA)
     # The parsed traces stay in their chunks, each filtered once at the end and let go; dedup and
     # routing work on narrow key columns, so a day of a million traces is never copied whole (sorts
@@ -843,7 +901,9 @@ def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -
     )
 
     # Routing: a record without a day of its own goes with its neighbours in the file.
-    fallback_day = pl.col("file_mtime").dt.date().fill_null(pl.lit(now.date()))
+    # Kept inside the days a partition exists for: a file copied with a 1980 or a future mtime must not send
+    # its records to a day no run will ever materialise.
+    fallback_day = pl.col("file_mtime").dt.date().fill_null(pl.lit(now.date())).clip(earliest, now.date())
     ledger = (
         pl.concat([ranked.select("_seq", "source_file", "day"), problems.select("_seq", "source_file", "day")])
         .sort("_seq")
@@ -877,12 +937,17 @@ def _assemble(rows: _Rows, run_id: str, days: set[date] | None, now: datetime) -
         .sort("source_file", "partition_day")
     )
 
+    dated = pl.concat([ranked.select("source_file", "day"), problems.select("source_file", "day")])
+    undated = dated.group_by("source_file").agg(undated=pl.col("day").is_null().all())
     files_read = (
         ledger.group_by("source_file")
         .agg(days=pl.col("partition_day").unique().sort())
+        .join(undated, on="source_file", how="left")
+        .with_columns(
+            undated_day=pl.when(pl.col("undated") & (pl.col("days").list.len() == 1)).then(pl.col("days").list.first())
+        )
         .join(files, on="source_file", how="right")
         .select(list(FILES_READ_SCHEMA))
-        .sort("source_file")
     )
 
     if days is not None:

@@ -41,12 +41,12 @@ def days_with_data(incoming: Path) -> list[date]:
     """The days of the incoming files' records, as the sensor finds them: exactly for files up to 16 MiB,
     by sampling a larger one (its first and last days bound the range materialised) — never a full parse
     of every file just to learn the range."""
-    from loop_assets.capture import list_trace_files
     from loop_assets.config import load_config
-    from loop_assets.file_days import file_days
+    from loop_assets.file_days import entry_days
+    from loop_assets.incoming import scan_incoming
 
     ingest = load_config().ingest
-    return sorted(set().union(*(file_days(path, ingest) for path in list_trace_files(incoming))))
+    return sorted(set().union(*(entry_days(entry, ingest) for entry in scan_incoming(incoming).entries)))
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
@@ -69,9 +69,12 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         [dagster, "asset", "materialize", "-m", "loop_assets.definitions", "--select", "suite_coverage"],
     ]  # fmt: skip
     started = time.perf_counter()
+    instance = _instance()
+    if instance is not None:
+        _release(instance, "before the run")
     with log.open("w", encoding="utf-8") as handle:
         for command in steps:
-            code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)
+            code = _run_watched(command, handle, log, instance)
             if code != 0:
                 break
     elapsed = time.perf_counter() - started
@@ -81,6 +84,113 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         return code
     print(f"the Dagster runs succeeded in {elapsed:.1f}s (run log: {log}; history in the Dagster UI)")
     return 0
+
+
+WATCH_SECONDS = 1.0
+"""How often a running `materialize` looks at its run's log for what it waits on."""
+STILL_WAITING_SECONDS = 30.0
+
+
+def _instance():
+    """The Dagster instance of DAGSTER_HOME (None without one: an ephemeral instance has no other runs)."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return None
+    import dagster as dg
+
+    try:
+        return dg.DagsterInstance.get()
+    except Exception as exc:  # the run itself will report a broken instance
+        print(f"cannot open the Dagster instance to look for dead runs: {exc}", file=sys.stderr)
+        return None
+
+
+def _release(instance, when: str) -> int:
+    """Free the pool slots of runs whose process is gone (see `defs.stale_runs`), saying so."""
+    from loop_assets.defs.stale_runs import release_dead_runs
+
+    released = release_dead_runs(instance)
+    for holder in released:
+        print(f"{when}: freed the {holder.pool} pool slot held by {holder.describe()}", file=sys.stderr)
+    return len(released)
+
+
+def _run_watched(command: list[str], handle, log: Path, instance) -> int:
+    """Run one `dagster` command with its output in `log`, and say on stderr what it waits for: the pool
+    slot another run holds (freeing it when that run's process is gone) or the warehouse's lock."""
+    proc = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+    watcher = _Watcher(log, instance)
+    while True:
+        try:
+            return proc.wait(timeout=WATCH_SECONDS)
+        except subprocess.TimeoutExpired:
+            watcher.poll()
+
+
+class _Watcher:
+    """Reads the run's log as it grows and reports waits (Dagster writes them to the log only)."""
+
+    def __init__(self, log: Path, instance) -> None:
+        self.log, self.instance = log, instance
+        self.offset = 0
+        self.blocked: str | None = None  # the pool a step waits for
+        self.since = 0.0
+        self.last_said = 0.0
+
+    def poll(self) -> None:
+        try:
+            with self.log.open("rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except OSError:
+            return
+        end = data.rfind(b"\n") + 1  # whole lines only
+        self.offset += end
+        for line in data[:end].decode("utf-8", "replace").splitlines():
+            self._line(line)
+        if self.blocked is not None:
+            self._still_blocked()
+
+    def _line(self, line: str) -> None:
+        if "blocked by limit for pool" in line and self.blocked is None:
+            self.blocked = line.rsplit("pool", 1)[1].strip()
+            self.since = self.last_said = time.monotonic()
+            print(f"waiting for a slot of the Dagster pool {self.blocked}: {self._holders()}", file=sys.stderr)
+            self._free()
+        elif "Started execution of step" in line and self.blocked is not None:
+            print(f"got the {self.blocked} pool slot after {time.monotonic() - self.since:.0f}s", file=sys.stderr)
+            self.blocked = None
+        elif "is locked by" in line and "waiting up to" in line:
+            print("waiting: " + line.split(" - ")[-1].strip(), file=sys.stderr)
+
+    def _still_blocked(self) -> None:
+        self._free()
+        now = time.monotonic()
+        if now - self.last_said >= STILL_WAITING_SECONDS:
+            self.last_said = now
+            print(
+                f"still waiting ({now - self.since:.0f}s) for the {self.blocked} pool: {self._holders()}; a run in the "
+                "Dagster UI can be terminated to free it",
+                file=sys.stderr,
+            )
+
+    def _holders(self) -> str:
+        if self.instance is None:
+            return "another run holds it"
+        from loop_assets.defs.stale_runs import holders
+
+        try:
+            found = holders(self.instance, [self.blocked] if self.blocked else None)
+        except Exception as exc:  # never let reporting stop the run
+            return f"(cannot read the pool: {exc})"
+        return "held by " + "; ".join(h.describe() for h in found) if found else "no run holds it now"
+
+    def _free(self) -> None:
+        if self.instance is None:
+            return
+        try:
+            _release(self.instance, "while waiting")
+        except Exception as exc:  # never let the check stop the run
+            print(f"cannot check the pool's holders: {exc}", file=sys.stderr)
 
 
 def _connect():

@@ -1,26 +1,30 @@
 """Which day partitions a trace file's records fall in, without holding a large file in memory.
 
-The sensor needs this on every new or grown file. A small file, or a whole-document `.json` file, is
-read exactly through the same parsers as the ingest, so every format is covered (the ingest streams
-lines and bounds a document's size). A large plain file is sampled: blocks
-spread evenly over the file, whole lines only. A large gzip file cannot be sought, so it is streamed
-and every k-th line parsed. Trace logs are written roughly in time order, so the sampled minimum and
-maximum day bound the days in between; the sensor requests the whole range.
+The sensor and `eval-loop materialize` need this for every new or grown file. A small file, or a
+whole-document `.json` file, is read exactly through the same parsers as the ingest, so every format is
+covered (the ingest streams lines and bounds a document's size). A large plain file is sampled: blocks
+spread evenly over the file, whole lines only. A large compressed file cannot be sought, so it is
+streamed and every k-th line parsed. Trace logs are written roughly in time order, so the sampled
+minimum and maximum day bound the days in between; the sensor requests the whole range.
+
+When the sample finds no day at all (a large file of lines that do not parse: UTF-16, one huge line,
+an unknown format), the file is read exactly after all: its records then go to a day by the ingest's
+routing (the file's modification day), and that day must be materialised too, or they are lost.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
-import os
-import tempfile
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from loop_assets import capture
 from loop_assets.config import IngestConfig
 from loop_assets.formats import FORMATS, detect_format
+from loop_assets.formats.base import earliest_allowed, utc_day
+from loop_assets.formats.jsonl import DAMAGED, _chunks, sniff
+from loop_assets.incoming import Entry, trace_kind
 
 SMALL_FILE_BYTES = 16 * 1024 * 1024
 BLOCKS = 32
@@ -28,31 +32,33 @@ BLOCK_BYTES = 64 * 1024
 GZIP_EVERY = 50
 
 
-def file_days(path: Path, ingest: IngestConfig, small_file_bytes: int = SMALL_FILE_BYTES) -> set[date]:
-    """Days of the records in `path` (exact for small files, sampled for large ones)."""
-    if path.stat().st_size <= small_file_bytes or _is_document(path):
-        return _exact_days(path, ingest)
-    lines = _gzip_sample(path) if _is_gzip(path) else _block_sample(path)
-    return _days_of_lines(list(lines), ingest)
+def entry_days(entry: Entry, ingest: IngestConfig, small_file_bytes: int = SMALL_FILE_BYTES) -> set[date]:
+    """`file_days` of an entry of `incoming.scan_incoming`; a refused entry (never opened) is one record
+    on the day of its own modification time, kept inside the days a partition exists for."""
+    if entry.refused is None:
+        return file_days(entry.path, ingest, small_file_bytes, document=entry.is_document)
+    now = datetime.now(UTC)
+    day = datetime.fromtimestamp(entry.mtime, UTC).date()
+    return {min(max(day, min(utc_day(earliest_allowed(ingest)), now.date())), now.date())}
 
 
-def _exact_days(path: Path, ingest: IngestConfig) -> set[date]:
-    with tempfile.TemporaryDirectory(prefix="eval-loop-days-") as folder:
-        link = Path(folder) / path.name
-        os.symlink(path.resolve(), link)
-        result = capture.ingest(Path(folder), ingest, run_id="sensor")
-    return set(result.manifest["partition_day"].to_list())
-
-
-def _is_document(path: Path) -> bool:
-    """A whole-document file (OTLP export, JSON array): its lines are not records, so it is read whole."""
-    name = path.name.lower()
-    return name.endswith((".json", ".json.gz"))
-
-
-def _is_gzip(path: Path) -> bool:
+def file_days(
+    path: Path, ingest: IngestConfig, small_file_bytes: int = SMALL_FILE_BYTES, document: bool | None = None
+) -> set[date]:
+    """Days of the records in `path` (exact for small files and for large ones whose sample has no day,
+    sampled for other large ones)."""
+    document = trace_kind(path.name) == "document" if document is None else document
+    if document or path.stat().st_size <= small_file_bytes:
+        return _exact_days(path, ingest, document)
     with path.open("rb") as handle:
-        return handle.read(2) == b"\x1f\x8b"
+        compression = sniff(handle)
+    lines = _stream_sample(path, compression) if compression else _block_sample(path)
+    return _days_of_lines(list(lines), ingest) or _exact_days(path, ingest, document)
+
+
+def _exact_days(path: Path, ingest: IngestConfig, document: bool) -> set[date]:
+    result = capture.ingest_file(path, ingest, run_id="sensor", document=document)
+    return set(result.manifest["partition_day"].to_list())
 
 
 def _block_sample(path: Path, blocks: int = BLOCKS, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
@@ -68,16 +74,29 @@ def _block_sample(path: Path, blocks: int = BLOCKS, block_bytes: int = BLOCK_BYT
             yield from lines[0 if offset == 0 else 1 : -1]
 
 
-def _gzip_sample(path: Path, every: int = GZIP_EVERY) -> Iterator[bytes]:
+def _stream_sample(path: Path, compression: str, every: int = GZIP_EVERY) -> Iterator[bytes]:
+    """Every `every`-th line of a compressed file, and its last; a line longer than a block is skipped."""
+    if compression not in ("gzip", "bzip2", "xz"):
+        return  # not readable here (zstd): the exact read says so
     last = b""
-    with gzip.open(path, "rb") as handle:
+    number = 0
+    pending = b""
+    with path.open("rb") as handle:
         try:
-            for number, line in enumerate(handle):
-                if number % every == 0:
-                    yield line
-                last = line
-        except (EOFError, OSError):
+            for chunk in _chunks(handle, compression):
+                pieces = (pending + chunk).split(b"\n")
+                pending = pieces.pop()
+                if len(pending) > BLOCK_BYTES:  # a huge line: not a sample worth holding
+                    pending = b""
+                for line in pieces:
+                    if number % every == 0:
+                        yield line
+                    number += 1
+                    last = line
+        except (*DAMAGED, OSError):
             pass  # a damaged tail: the ingest quarantines it; the lines before still tell the days
+    if pending:
+        last = pending
     if last:
         yield last
 
@@ -87,12 +106,12 @@ def _days_of_lines(lines: list[bytes], ingest: IngestConfig) -> set[date]:
     for line in lines:
         try:
             obj = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             continue
         if isinstance(obj, dict):
             objects.append(obj)
     name = ingest.format if ingest.format != "auto" else detect_format(objects)
-    if name is None:
+    if name is None or name not in FORMATS:
         return set()
     days: set[date] = set()
     for obj in objects:

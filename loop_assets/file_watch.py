@@ -9,8 +9,10 @@ between ticks is still being written and waits.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+
+from loop_assets.incoming import Entry
 
 
 @dataclass(frozen=True)
@@ -30,15 +32,10 @@ class WatchPlan:
     cursor: str  # the new cursor (JSON)
 
 
-def scan(incoming: Path, files: list[Path]) -> dict[str, FileVersion]:
-    out = {}
-    for path in files:
-        try:
-            stat = path.stat()
-        except OSError:
-            continue  # removed between listing and stat
-        out[path.relative_to(incoming).as_posix()] = FileVersion(stat.st_size, stat.st_mtime_ns)
-    return out
+def scan(entries: Iterable[Entry]) -> dict[str, FileVersion]:
+    """The version of each entry of `incoming.scan_incoming`, by its source_file name (a refused entry,
+    such as a link leading outside the folder, by its own size and time: it is one quarantine row)."""
+    return {entry.name: FileVersion(entry.size, entry.mtime_ns) for entry in entries}
 
 
 def plan(current: dict[str, FileVersion], cursor: str | None, now_ns: int, settle_seconds: float) -> WatchPlan:

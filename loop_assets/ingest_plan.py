@@ -29,12 +29,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from loop_assets.capture import IngestResult, list_trace_files
+from loop_assets.capture import IngestResult
 from loop_assets.config import LoopConfig
+from loop_assets.incoming import scan_incoming
 from loop_assets.warehouse import ensure_tables, logged_days, query, read_partitions, replace_partitions
 
 _PACKAGE = Path(__file__).parent
-PARSER_SOURCES = ("capture.py", "formats", "redaction.py")
+PARSER_SOURCES = ("capture.py", "incoming.py", "formats", "redaction.py")
 """Code whose change changes the rows an ingest writes; it is part of the fingerprint."""
 
 
@@ -59,15 +60,8 @@ def file_version(path: Path) -> tuple[int, datetime]:
 
 
 def listed_versions(incoming: Path) -> dict[str, tuple[int, datetime]]:
-    """The present version of every trace file under `incoming`, by its path relative to it."""
-    incoming = Path(incoming)
-    versions = {}
-    for path in list_trace_files(incoming):
-        try:
-            versions[path.relative_to(incoming).as_posix()] = file_version(path)
-        except OSError:  # vanished or unreadable: capture reports it; never reuse around it
-            versions[path.relative_to(incoming).as_posix()] = (-1, datetime.fromtimestamp(0, UTC))
-    return versions
+    """The present version of every trace file under `incoming`, by its `source_file` name."""
+    return {e.name: (e.size, datetime.fromtimestamp(e.mtime, UTC)) for e in scan_incoming(incoming).entries}
 
 
 @dataclass(frozen=True)
@@ -79,6 +73,11 @@ class IngestPlan:
     skip_files: set[str] = field(default_factory=set)
     """Files not read at all: unchanged, and none of their records goes to a day being read."""
     fingerprint: str = ""
+    first_read: dict[str, int] = field(default_factory=dict)
+    """source_file -> the order files were first read in (`ingested_files.read_order`), for `capture.ingest`:
+    a file read before is read before a new one, so the first delivery of a record stays its source."""
+    listed: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    """The trace files the plan saw (`listed_versions`), which the accounting check holds the run to."""
 
 
 def plan_ingest(
@@ -96,8 +95,13 @@ def plan_ingest(
     ingest_manifest rows of the requested days; `stored_days`: days whose raw_traces partition is written.
     """
     days = sorted(set(days))
+    first_read = {
+        row["source_file"]: row["read_order"]
+        for row in known.iter_rows(named=True)
+        if row.get("read_order") is not None
+    }
     if not reuse:
-        return IngestPlan(days, [], set(), fingerprint)
+        return IngestPlan(days, [], set(), fingerprint, first_read, listed)
     current = {
         row["source_file"]: set(row["days"] or [])
         for row in known.iter_rows(named=True)
@@ -117,7 +121,7 @@ def plan_ingest(
                 reused.append(day)
     read = [d for d in days if d not in reused]
     skip = {f for f, file_days in current.items() if not file_days & set(read)}
-    return IngestPlan(read, reused, skip, fingerprint)
+    return IngestPlan(read, reused, skip, fingerprint, first_read, listed)
 
 
 def plan_from_warehouse(
@@ -147,7 +151,15 @@ def store_ingest(
 ) -> None:
     """Replace the plan's read days with the ingest's rows (or the given `traces`/`quarantine`, e.g.
     redacted), and record the files read under the plan's fingerprint, in one transaction."""
-    files = result.files.with_columns(fingerprint=pl.lit(plan.fingerprint), ingest_run_id=pl.lit(run_id, pl.String))
+    # a file keeps the place it was first read in; files read for the first time follow, in reading order
+    first = max(plan.first_read.values(), default=0) + 1
+    new = [f for f in result.files["source_file"] if f not in plan.first_read]
+    order = {**plan.first_read, **{f: first + i for i, f in enumerate(new)}}
+    files = result.files.with_columns(
+        fingerprint=pl.lit(plan.fingerprint),
+        ingest_run_id=pl.lit(run_id, pl.String),
+        read_order=pl.col("source_file").replace_strict(order, default=None, return_dtype=pl.Int64),
+    )
     replace_partitions(
         con,
         "raw_traces",

@@ -69,6 +69,8 @@ INGESTED_FILES: dict[str, tuple[pl.DataType, str]] = {
     "days": (pl.List(pl.Date), "Every partition day the file's records were routed to"),
     "fingerprint": (pl.String, "Ingest and redaction settings and parser code it was read with (ingest_plan)"),
     "ingest_run_id": (pl.String, "Dagster run that last read the file"),
+    "read_order": (pl.Int64, "Order in which files were first read: of two copies of a record, the first read is kept"),
+    "undated_day": (pl.Date, "When no record of the file has a day of its own: the day they went to (its mtime day)"),
 }
 
 TEXT_CACHE: dict[str, tuple[pl.DataType, str]] = {

@@ -38,7 +38,8 @@ KEYED_TABLES = {
     "text_cache": "CREATE TABLE text_cache (settings VARCHAR, input_hash VARCHAR, text VARCHAR, "
     "created_at TIMESTAMPTZ, PRIMARY KEY (settings, input_hash))",
     "ingested_files": "CREATE TABLE ingested_files (source_file VARCHAR PRIMARY KEY, file_size BIGINT, "
-    "file_mtime TIMESTAMPTZ, days DATE[], fingerprint VARCHAR, ingest_run_id VARCHAR)",
+    "file_mtime TIMESTAMPTZ, days DATE[], fingerprint VARCHAR, ingest_run_id VARCHAR, read_order BIGINT, "
+    "undated_day DATE)",
 }
 
 

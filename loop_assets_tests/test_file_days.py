@@ -1,5 +1,6 @@
 import gzip
-from datetime import date, timedelta
+import os
+from datetime import UTC, date, datetime, timedelta
 
 from loop_assets.config import IngestConfig
 from loop_assets.file_days import file_days
@@ -26,7 +27,10 @@ def test_large_files_are_sampled_and_bound_their_days(tmp_path):
     assert min(streamed) == START and max(streamed) == START + timedelta(days=3)
 
 
-def test_a_file_of_garbage_has_no_days_when_sampled(tmp_path):
+def test_a_large_file_whose_sample_has_no_day_is_read_exactly_and_has_its_modification_day(tmp_path):
+    # its lines have no day of their own: the ingest sends them to the file's day, which must be materialised
     junk = tmp_path / "junk.jsonl"
     junk.write_bytes(b"not json\n" * 1000)
-    assert file_days(junk, IngestConfig(), small_file_bytes=0) == set()
+    noon = datetime(2026, 11, 18, 12, tzinfo=UTC).timestamp()
+    os.utime(junk, (noon, noon))
+    assert file_days(junk, IngestConfig(), small_file_bytes=0) == {date(2026, 11, 18)}

@@ -7,12 +7,12 @@ from datetime import date
 
 import dagster as dg
 
-from loop_assets import capture
 from loop_assets.defs.jobs import loop_job
 from loop_assets.defs.partitions import daily_partitions
 from loop_assets.defs.resources import LoopSettings
-from loop_assets.file_days import file_days
+from loop_assets.file_days import entry_days
 from loop_assets.file_watch import plan, scan
+from loop_assets.incoming import scan_incoming
 
 SENSOR_INTERVAL_SECONDS = int(os.environ.get("EVAL_LOOP_SENSOR_INTERVAL", "30"))
 SETTLE_SECONDS = float(os.environ.get("EVAL_LOOP_SETTLE_SECONDS", "60"))
@@ -58,14 +58,19 @@ def run_request(days: set[date], latest_suite_day: date | None, files: dict[str,
 )
 def new_trace_files(context: dg.SensorEvaluationContext, settings: LoopSettings) -> dg.SensorResult:
     incoming = settings.incoming()
-    watch = plan(scan(incoming, capture.list_trace_files(incoming)), context.cursor, time.time_ns(), SETTLE_SECONDS)
+    listing = scan_incoming(incoming)
+    entries = {entry.name: entry for entry in listing.entries}
+    watch = plan(scan(listing.entries), context.cursor, time.time_ns(), SETTLE_SECONDS)
     if not watch.ready:
         reason = f"{len(watch.waiting)} file(s) still being written" if watch.waiting else "no new or grown files"
         return dg.SensorResult(skip_reason=reason, cursor=watch.cursor)
     config = settings.config()
     days: set[date] = set()
     for name in watch.ready:
-        days |= file_days(incoming / name, config.ingest)
+        days |= entry_days(entries[name], config.ingest)
+    refused = {name: entries[name].refused for name in watch.ready if entries[name].refused}
+    if refused:
+        context.log.warning(f"not followed, each kept as one quarantine row: {refused}")
     if not days:
         return dg.SensorResult(skip_reason=f"no records with a day in {sorted(watch.ready)}", cursor=watch.cursor)
     suite_days = context.instance.get_materialized_partitions(dg.AssetKey("eval_suite"))

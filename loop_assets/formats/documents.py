@@ -28,17 +28,15 @@ Exports are often one JSON document rather than JSON Lines: an OTLP export reque
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from loop_assets.formats import jsonl
 from loop_assets.formats.base import RecordError, json_type, show
-from loop_assets.formats.jsonl import BOM, GZIP_MAGIC, SourceRecord
+from loop_assets.formats.jsonl import BOM, SourceRecord
 
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 """A whole-document file larger than this (decompressed) is one `too_large` record, not parsed."""
@@ -68,9 +66,11 @@ def read_document(
     data = bytearray()
     with fh:
         try:
-            is_gzip = fh.read(2) == GZIP_MAGIC or path.name.lower().endswith(".gz")
-            fh.seek(0)
-            for chunk in jsonl._chunks(fh, is_gzip):
+            compression = jsonl.sniff(fh)  # by content, never by name: a plain `.json.gz` is plain
+            if compression == "zstd":
+                yield _whole(0, "unreadable_file", jsonl.ZSTD_REASON)
+                return
+            for chunk in jsonl._chunks(fh, compression):
                 data += chunk
                 if len(data) > max_document_bytes:
                     yield _whole(
@@ -82,11 +82,11 @@ def read_document(
                         size=len(data),
                     )
                     return
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            damage = f"gzip stream is truncated or corrupt ({exc})"
-        except OSError as exc:
-            yield _whole(0, "unreadable_file", f"reading stopped: {jsonl._os_reason(exc)}")
-            return
+        except (*jsonl.DAMAGED, OSError) as exc:
+            if isinstance(exc, OSError) and not jsonl._damaged(exc, compression):
+                yield _whole(0, "unreadable_file", f"reading stopped: {jsonl._os_reason(exc)}")
+                return
+            damage = f"{compression or 'gzip'} stream is truncated or corrupt ({exc})"
     raw = bytes(data)
     if not raw.strip() and damage is None:
         yield _whole(0, "empty_file", "the file is empty (0 bytes)" if not raw else "the file holds only whitespace")

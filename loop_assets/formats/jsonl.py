@@ -20,25 +20,34 @@ accounted for, and a problem of the whole file is one more record:
 
 Line terminators are `\\n` or `\\r\\n`; `raw_bytes` is the line's size without its terminator, so the
 sizes of all lines plus their terminators add up to the (decompressed) file size. A UTF-8 byte order
-mark at the start of a line is skipped for parsing (and kept in `raw`). Gzip is recognised by its
-magic bytes, whatever the file is called; a `.gz` file that is not gzip is a `truncated_gzip`.
+mark at the start of a line is skipped for parsing (and kept in `raw`).
+
+Compression is recognised by the file's first bytes, never by its name (`sniff`): gzip, bzip2 and xz
+are decompressed whatever the file is called, and a file named `.gz` that holds plain text is read as
+plain text. A damaged bzip2 or xz stream is a `truncated_gzip` record like a damaged gzip one (its
+reason names the compression). Zstandard, which the standard library cannot read, is one
+`unreadable_file` record saying so.
 """
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import json
+import lzma
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from loop_assets.formats.base import RecordError, json_type
+from loop_assets.formats.base import RecordError, json_type, show
 
 CHUNK_BYTES = 64 * 1024
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
+MAGIC = {GZIP_MAGIC: "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+"""The first bytes of each compression format, and its name."""
 _WHITESPACE = b" \t\r\n\f\v"
 
 
@@ -67,17 +76,34 @@ def _open(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
-def _chunks(fh: IO[bytes], is_gzip: bool) -> Iterator[bytes]:
+def sniff(fh: IO[bytes]) -> str | None:
+    """The compression of an open file by its first bytes ("gzip", "bzip2", "xz", "zstd"), None for
+    none; the file is left at its start."""
+    head = fh.read(6)
+    fh.seek(0)
+    return next((name for magic, name in MAGIC.items() if head.startswith(magic)), None)
+
+
+ZSTD_REASON = (
+    "the file is compressed with Zstandard, which eval-loop cannot read (Python's standard library has no "
+    "zstd): decompress it (`zstd -d FILE`) or compress it with gzip, bzip2 or xz"
+)
+DAMAGED = (EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
+"""What a damaged gzip or xz stream raises (a damaged bzip2 stream raises OSError: see `_damaged`)."""
+
+
+def _chunks(fh: IO[bytes], compression: str | bool | None) -> Iterator[bytes]:
     """The decompressed bytes of the file in chunks of at most CHUNK_BYTES.
 
-    For gzip, `read1` returns everything decompressed before a truncation or corruption is
-    noticed, so no complete line before the damage is lost.
+    `compression` is `sniff`'s answer (True: gzip). `read1` returns everything decompressed before a
+    truncation or corruption is noticed, so no complete line before the damage is lost.
     """
-    if is_gzip:
-        reader: Any = gzip.GzipFile(fileobj=fh, mode="rb")
-        read: Callable[[int], bytes] = reader.read1
-    else:
-        read = fh.read
+    read: Callable[[int], bytes] = fh.read
+    if compression is True or compression == "gzip":
+        read = gzip.GzipFile(fileobj=fh, mode="rb").read1
+    elif compression in ("bzip2", "xz"):
+        opener: Any = bz2.BZ2File if compression == "bzip2" else lzma.LZMAFile
+        read = opener(fh, mode="rb").read1
     while True:
         chunk = read(CHUNK_BYTES)
         if not chunk:
@@ -105,19 +131,84 @@ def decode_line(line: int, raw: bytes, size: int, too_large: bool, max_record_by
         offset = exc.start + (len(raw) - len(body))
         return problem(
             "invalid_utf8",
-            f"line is not valid UTF-8: byte 0x{body[exc.start]:02x} at byte offset {offset} ({exc.reason})",
+            f"line is not valid UTF-8: byte 0x{body[exc.start]:02x} at byte offset {offset} ({exc.reason})"
+            + encoding_hint(raw),
         )
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        return problem("invalid_json", f"invalid JSON: {exc.msg} at column {exc.colno}")
+        return problem("invalid_json", f"invalid JSON: {exc.msg} at column {exc.colno}" + encoding_hint(raw))
     except RecursionError:
         return problem("invalid_json", "invalid JSON: nested too deeply to parse")
     except ValueError as exc:  # e.g. an integer literal with too many digits
         return problem("invalid_json", f"invalid JSON: {exc}")
     if not isinstance(obj, dict):
         return problem("wrong_type", f"a record must be a JSON object, got a top-level {json_type(obj)}")
+    clash = _conflicting_keys(text, obj)
+    if clash:
+        return SourceRecord(line, raw, size, error=RecordError("invalid_value", clash))
     return SourceRecord(line, raw, size, obj=obj)
+
+
+IDENTITY_KEYS = frozenset(
+    {
+        *("id", "trace_id", "traceId", "span_id", "spanId", "run_id", "request_id"),
+        *("app", "app_name", "application", "service", "service_name", "project"),
+        *("timestamp", "ts", "time", "created", "created_at", "start_time", "startTime", "model"),
+    }
+)
+"""Top-level keys that say which trace a record is, whose app and when: logged twice with different
+values, which one a parser keeps is a guess (Python and JavaScript keep the last, others the first)."""
+
+
+def _conflicting_keys(text: str, obj: dict[str, Any]) -> str | None:
+    """Why the record is ambiguous: an identity key (`IDENTITY_KEYS`) given twice at the top level with
+    different values; None otherwise. Cheap: only a key whose quoted name occurs twice is looked at again."""
+    suspects = [k for k in IDENTITY_KEYS.intersection(obj) if text.count(f'"{k}"') > 1]
+    if not suspects:
+        return None
+    calls: list[dict[str, list[Any]]] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, list[Any]] = {}
+        for key, value in items:
+            seen.setdefault(key, []).append(value)
+        calls.append(seen)
+        return dict(items)
+
+    try:
+        json.loads(text, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None
+    top = calls[-1]  # the outermost object is completed last
+    clashes = [
+        f"`{k}` ({', '.join(show(v, 40) for v in top[k])})"
+        for k in sorted(suspects)
+        if len(top.get(k, ())) > 1 and any(v != top[k][0] for v in top[k][1:])
+    ]
+    if not clashes:
+        return None
+    return (
+        f"the record gives {', '.join(clashes)} more than once with different values: which one is meant is "
+        "a guess (JSON parsers disagree), so it is kept here rather than read; log each key once"
+    )
+
+
+_UTF16_BOMS = {b"\xff\xfe\x00\x00": "UTF-32 (little-endian)", b"\x00\x00\xfe\xff": "UTF-32 (big-endian)"}
+_UTF16_BOMS |= {b"\xff\xfe": "UTF-16 (little-endian)", b"\xfe\xff": "UTF-16 (big-endian)"}
+
+
+def encoding_hint(raw: bytes) -> str:
+    """ "; the file looks UTF-16 ..." when the bytes are another Unicode encoding, else ""."""
+    name = next((n for bom, n in _UTF16_BOMS.items() if raw.startswith(bom)), None)
+    if name is None and raw.count(b"\x00") * 3 >= len(raw) > 1:  # ASCII text in UTF-16: every other byte NUL
+        name = "UTF-32" if raw.count(b"\x00\x00\x00") * 4 >= len(raw) - 3 > 0 else "UTF-16"
+    if name is None:
+        return ""
+    return (
+        f"; the file looks {name}-encoded, not UTF-8: re-encode it as UTF-8 (e.g. "
+        f"`iconv -f {name.split()[0]} -t UTF-8 FILE`) and deliver it again"
+    )
 
 
 def decoded(rec: SourceRecord, max_record_bytes: int) -> SourceRecord:
@@ -141,12 +232,14 @@ def read_records(path: Path, *, max_record_bytes: int, keep_bytes: int, decode: 
 
     with fh:
         try:
-            is_gzip = fh.read(2) == GZIP_MAGIC or path.name.lower().endswith(".gz")
-            fh.seek(0)
+            compression = sniff(fh)
         except OSError as exc:
             yield SourceRecord(
                 0, b"", 0, error=RecordError("unreadable_file", f"cannot read the file: {_os_reason(exc)}")
             )
+            return
+        if compression == "zstd":
+            yield SourceRecord(0, b"", 0, error=RecordError("unreadable_file", ZSTD_REASON))
             return
 
         line = 0
@@ -173,7 +266,7 @@ def read_records(path: Path, *, max_record_bytes: int, keep_bytes: int, decode: 
                 del buf[keep_bytes:]
 
         try:
-            for chunk in _chunks(fh, is_gzip):
+            for chunk in _chunks(fh, compression):
                 start = 0
                 while True:
                     newline = chunk.find(b"\n", start)
@@ -186,7 +279,15 @@ def read_records(path: Path, *, max_record_bytes: int, keep_bytes: int, decode: 
                     yield _finish(line, buf, size, too_large, last_cr, max_record_bytes, keep_bytes, decode)
                     buf.clear()
                     size, too_large, last_cr = 0, False, False
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        except (*DAMAGED, OSError) as exc:
+            if isinstance(exc, OSError) and not _damaged(exc, compression):
+                yield SourceRecord(
+                    line + 1,
+                    bytes(buf),
+                    size,
+                    error=RecordError("unreadable_file", f"reading stopped after line {line}: {_os_reason(exc)}"),
+                )
+                return
             before = f"after line {line}" if line else "before the first line"
             kept = f"; the {size:,} bytes of an unfinished line after it are kept here" if size else ""
             yield SourceRecord(
@@ -195,17 +296,10 @@ def read_records(path: Path, *, max_record_bytes: int, keep_bytes: int, decode: 
                 size,
                 error=RecordError(
                     "truncated_gzip",
-                    f"gzip stream is truncated or corrupt {before} ({exc}); "
+                    f"{compression if isinstance(compression, str) else 'gzip'} stream is truncated or corrupt "
+                    f"{before} ({exc}); "
                     f"the {line:,} complete lines before it were read{kept}",
                 ),
-            )
-            return
-        except OSError as exc:
-            yield SourceRecord(
-                line + 1,
-                bytes(buf),
-                size,
-                error=RecordError("unreadable_file", f"reading stopped after line {line}: {_os_reason(exc)}"),
             )
             return
 
@@ -213,7 +307,7 @@ def read_records(path: Path, *, max_record_bytes: int, keep_bytes: int, decode: 
             line += 1
             yield _finish(line, buf, size, too_large, last_cr, max_record_bytes, keep_bytes, decode)
         if line == 0:
-            what = "a gzip of no data" if is_gzip else "0 bytes"
+            what = f"a {compression} stream of no data" if compression else "0 bytes"
             yield SourceRecord(0, b"", 0, error=RecordError("empty_file", f"the file is empty ({what})"))
 
 
@@ -236,6 +330,11 @@ def _finish(
     if not decode and not too_large:
         return SourceRecord(line, raw, size, undecoded=True)
     return decode_line(line, raw, size, too_large, max_record_bytes)
+
+
+def _damaged(exc: OSError, compression: str | bool | None) -> bool:
+    """Whether an OSError while decompressing is damage to the stream rather than a failing disk."""
+    return bool(compression) and exc.errno is None
 
 
 def _os_reason(exc: OSError) -> str:

@@ -10,11 +10,12 @@ import duckdb
 import polars as pl
 
 from loop_assets import capture, judge, scoring
-from loop_assets.accounting import record_accounting
+from loop_assets.accounting import files_not_accounted, record_accounting
 from loop_assets.config import RedactionConfig
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import LoopSettings, Warehouse
+from loop_assets.incoming import scan_incoming
 from loop_assets.ingest_plan import plan_from_warehouse, store_ingest
 from loop_assets.llm_client import ChatClient
 from loop_assets.redaction import count_metadata, redact_frame, redact_frame_with_counts
@@ -49,7 +50,8 @@ EVERY_TRACE_SCORED = "every_trace_scored"
         dg.AssetCheckSpec(
             RECORDS_ACCOUNTED,
             asset="raw_traces",
-            description="Per source file: records read = rows in raw_traces + rows in quarantined_records.",
+            description="Per source file: records read = rows in raw_traces + rows in quarantined_records; and "
+            "every entry of the incoming folder is read (a file whose records are in no table fails it).",
         )
     ],
     partitions_def=daily_partitions,
@@ -68,7 +70,12 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     files_read = 0
     if plan.read_days:
         result = capture.ingest(
-            settings.incoming(), config.ingest, context.run_id, days=set(plan.read_days), skip_files=plan.skip_files
+            settings.incoming(),
+            config.ingest,
+            context.run_id,
+            days=set(plan.read_days),
+            skip_files=plan.skip_files,
+            first_read=plan.first_read,
         )
         files_read = result.files.height
         traces, quarantine, redacted = _redact_at_ingest(result.traces, result.quarantine, config.redaction)
@@ -78,6 +85,7 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     ingest_seconds = time.perf_counter() - started
     with warehouse.get_connection() as con:
         accounting = record_accounting(con, days)
+        unaccounted = files_not_accounted(con, plan.listed, scan_incoming(settings.incoming()).ignored)
         stored = _stored_figures(con, days)
     # Previews land in the Dagster event log: never with PII, whether or not the tables are redacted.
     trace_preview = redact_frame(stored["trace_preview"], ["input_text", "output_text"], config.redaction)
@@ -108,11 +116,16 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
         },
     )
     bad = accounting.filter(~pl.col("ok"))
+    if unaccounted.height:
+        context.log.error(f"files in the incoming folder whose records are in no table: {unaccounted.rows()}")
     yield dg.AssetCheckResult(
         check_name=RECORDS_ACCOUNTED,
         asset_key="raw_traces",
-        passed=bad.height == 0,
+        passed=bad.height == 0 and unaccounted.height == 0,
         metadata={
+            "files_on_disk": len(plan.listed),
+            "files_not_accounted": unaccounted.height,
+            "not_accounted": markdown_preview(unaccounted, limit=20),
             "files_checked": accounting["source_file"].n_unique(),
             "records_routed": int(accounting["records_routed"].sum() or 0),
             "rows_found": int(accounting["rows_found"].sum() or 0),
