@@ -27,6 +27,8 @@ Check types (keys besides `type`):
   folding, so case, spacing and punctuation never count, and one changed word in n makes about
   1 - 1/n: with 0.9, a text of fewer than 10 words must come back word for word to fail. (Texts
   with no word at all are compared whole.) A blank text passes (`non_empty` is the check for that).
+  The suite stores answers redacted: when `output` holds a placeholder (`<PHONE>`, `<EMAIL>`, ...),
+  the text is also compared after redaction (every entity), so leaking such a value again fails.
 - `rubric` (`rubric`, optional `reference`, optional `min_score` default 0.5): the optional judge
   scores the text against the rubric (and the reference answer); pass when score >= min_score. No
   judge, a judge that abstains (None) or errors: unknown. No output text: fail, without asking.
@@ -257,11 +259,25 @@ def known_bad_similarity(text: str, known_bad: str, at_least: float = 0.0) -> fl
     return matcher.ratio()
 
 
+@lru_cache(maxsize=1)
+def _placeholders() -> re.Pattern[str]:
+    from loop_assets.redaction import PLACEHOLDERS
+
+    return re.compile("|".join(re.escape(p) for p in PLACEHOLDERS.values()))
+
+
 def _not_known_bad(check: dict, text: str | None) -> CheckResult:
     if _blank(text):
         return CheckResult("not_known_bad", "pass")
     limit = float(check.get("max_similarity", KNOWN_BAD_MAX_SIMILARITY))
-    similarity = known_bad_similarity(text, check["output"], at_least=limit)
+    known_bad = check["output"]
+    similarity = known_bad_similarity(text, known_bad, at_least=limit)
+    if similarity < limit and _placeholders().search(known_bad):
+        # The suite keeps answers redacted: a replay that leaks a value of the same kind again is the same answer.
+        from loop_assets.redaction import redact_text
+
+        redacted, _ = redact_text(text, json_aware=False)
+        similarity = max(similarity, known_bad_similarity(redacted, known_bad, at_least=limit))
     if similarity >= limit:
         how = "exactly" if similarity == 1.0 else f"nearly: similarity {similarity:.3f} >= {limit:g}"
         return CheckResult("not_known_bad", "fail", f"the known bad answer came back ({how})")

@@ -19,7 +19,9 @@ holds one test per case:
   `contains` {value} -> `contains` / `contains-all` (`icontains...` when it ignores case);
   `not_known_bad` {output, max_similarity} -> a `python` assertion computing the same similarity as
   eval-loop's grader (`case_grading.known_bad_similarity`: difflib ratio over NFKC, case-folded word
-  tokens; Python's standard library only), failing at or above max_similarity;
+  tokens; Python's standard library only), failing at or above max_similarity (the grader also
+  compares a redacted copy of the text when the known bad answer holds a placeholder such as
+  `<PHONE>`; the exported assertion has no redactor and compares the text as it is);
   `rubric` {rubric, reference?, min_score?} -> `llm-rubric` with the rubric as `value` (the
   reference answer, in `vars.reference`, appended through `{{ reference }}`; `min_score` as
   `threshold`). A rule whose `pass` is `any` becomes one `assert-set` passing when one check does.
