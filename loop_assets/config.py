@@ -641,7 +641,8 @@ class AppsReport:
             out.append(
                 f"apps seen in traffic but not configured, running on the defaults (no JSON-schema check, latency "
                 f"budget {config.scoring.latency.default_budget_ms:g} ms, ratings {low:g}-{high:g} failing at "
-                f"<= {fb.max_failing_rating:g}, the default rubric): {listed}; name them under apps: with their "
+                f"<= {fb.max_failing_rating:g}, the default rubric, which asks for a correct and complete answer: "
+                f"wrong for an app whose right answer is a refusal): {listed}; name them under apps: with their "
                 "output_schema, latency_budget_ms, feedback and rubric"
             )
         return out
