@@ -252,8 +252,7 @@ def run_loop(
     from loop_assets.dedup.embedding import embed_with_cache
     from loop_assets.dedup.embedding_cache import cached_embeddings, store_embeddings
     from loop_assets.dedup.failure_clusters import cluster_failures, read_failing_texts
-    from loop_assets.defs.assets.grading import isolated_before, representatives_of, suite_before
-    from loop_assets.grading import grade_candidates
+    from loop_assets.grade_day import grade_day
     from loop_assets.ingest_plan import plan_from_warehouse, store_ingest
     from loop_assets.promotion import promote_day
     from loop_assets.tables import empty
@@ -317,11 +316,9 @@ def run_loop(
             graded_rows = 0
             promoted = 0
             for d in days:
-                suite = suite_before(con, d)
-                representatives = representatives_of(con, d)
-                graded = grade_candidates(representatives, suite, config, run_id, isolated=isolated_before(con, d))
+                graded = grade_day(con, d, config, run_id)
                 replace_partitions(con, "graded_candidates", [d], {"graded_candidates": graded}, run_id)
-                row.rows_in += representatives.height
+                row.rows_in += graded.height
                 graded_rows += graded.height
                 promoted += int((graded["decision"] == "promote").sum()) if graded.height else 0
             row.rows_out = promoted

@@ -31,6 +31,7 @@ from loop_assets.config import LoopConfig
 from loop_assets.eval_run import ChatCompleter, parse_messages
 from loop_assets.grading import NO_ENDPOINT
 from loop_assets.promotion import grading_rule
+from loop_assets.redaction import redact_frame
 
 DIFFICULTY_SCHEMA = {
     "difficulty": pl.Float64,
@@ -183,10 +184,14 @@ def candidates_for_difficulty(
     """
     chosen = graded.filter(pl.col("decision").is_in(list(decisions))).select("candidate_id", "trace_id", "day", "app")
     frame = chosen.join(
-        raw.select("trace_id", "day", "input_messages", "corrected_output"), on=["trace_id", "day"], how="left"
+        raw.select("trace_id", "day", "input_messages", "output_text", "corrected_output"),
+        on=["trace_id", "day"],
+        how="left",
     ).join(scored.select("trace_id", "day", "failure_signals"), on=["trace_id", "day"], how="left")
+    # the rule is built from the same redacted answers as the case's (promotion.promote)
+    answers = redact_frame(frame, ["output_text", "corrected_output", "failure_signals"], config.redaction)
     rules = [
-        grading_rule(r["app"], r["failure_signals"] or [], r["corrected_output"], config)
-        for r in frame.iter_rows(named=True)
+        grading_rule(r["app"], r["failure_signals"] or [], r["corrected_output"], config, bad_output=r["output_text"])
+        for r in answers.iter_rows(named=True)
     ]
     return frame.select("candidate_id", "input_messages").with_columns(pl.Series("grading", rules, dtype=pl.String))

@@ -16,7 +16,7 @@ import polars as pl
 from loop_assets.case_grading import KNOWN_BAD_MAX_SIMILARITY, known_bad_similarity
 from loop_assets.config import LoopConfig
 from loop_assets.redaction import redact_frame
-from loop_assets.tables import conform, empty
+from loop_assets.tables import conform
 from loop_assets.warehouse import read_partitions
 
 SOURCE = "production_failure"
@@ -70,16 +70,17 @@ def promote(
     partition_key: str,
     embedding_model: str,
 ) -> pl.DataFrame:
-    """eval_suite rows for the candidates decided `promote`.
+    """The day's eval_suite partition: `existing` as it is, plus a case for each new `promote` decision.
 
-    `existing` is the partition as it stands: a case it already holds keeps its first promotion's
-    run id and timestamp, so re-running a day leaves the suite as it was.
+    The suite is append-only: a case the partition already holds is kept exactly as it was written (a
+    re-run, a later run or late data never deletes or rewrites one), so a suite version read before a
+    run is still there after it.
     """
-    chosen = graded.filter(pl.col("decision") == "promote")
+    existing = conform("eval_suite", existing)
+    chosen = graded.filter(pl.col("decision") == "promote").join(existing.select("case_id"), on="case_id", how="anti")
     if chosen.height == 0:
-        return empty("eval_suite")
+        return existing
     now = datetime.now(UTC)
-    first = existing.select("case_id", "promoted_run_id", "promoted_partition", "promoted_at")
     trace_cols = [
         "trace_id",
         "day",
@@ -87,6 +88,7 @@ def promote(
         "ts",
         "input_messages",
         "input_text",
+        "output_text",
         "corrected_output",
         "source_file",
         "source_line",
@@ -108,14 +110,14 @@ def promote(
             "weight",
             pl.col("frequency").alias("cluster_size"),
             "severity",
+            "in_suite_from",
         )
         .join(raw.select(trace_cols), on=["trace_id", "day"], how="left")
         .join(scored.select("trace_id", "day", "failure_signals"), on=["trace_id", "day"], how="left")
-        .join(first, on="case_id", how="left")
     )
-    # PII and secrets never reach the suite: the messages, the input text, the corrected answer (and so
-    # the grading reference and the label built from them) and the signal values are redacted first.
-    columns = ["input_messages", "input_text", "corrected_output", "failure_signals"]
+    # PII and secrets never reach the suite: the messages, the input text, the answers (and so the grading
+    # reference, the known-bad answer and the label built from them) and the signal values are redacted first.
+    columns = ["input_messages", "input_text", "output_text", "corrected_output", "failure_signals"]
     frame = redact_frame(frame, columns, config.redaction)
     rows = []
     for row in frame.iter_rows(named=True):
@@ -124,21 +126,25 @@ def promote(
             {
                 **row,
                 "expected_output": row["corrected_output"],
-                "grading": grading_rule(row["app"], signals, row["corrected_output"], config),
+                "grading": grading_rule(
+                    row["app"], signals, row["corrected_output"], config, bad_output=row["output_text"]
+                ),
                 "label": label(row["app"], [s["scorer"] for s in signals], row["input_text"]),
                 "status": "active",
                 "source": SOURCE,
                 "raw_partition": row["day"],
                 "embedding_model": embedding_model,
-                "promoted_run_id": row["promoted_run_id"] or run_id,
-                "promoted_partition": row["promoted_partition"] or partition_key,
+                "promoted_run_id": run_id,
+                "promoted_partition": partition_key,
                 "first_seen_at": row["ts"],
-                "promoted_at": row["promoted_at"] or now,
+                "promoted_at": now,
+                "in_suite_from": row["in_suite_from"] or row["day"],
                 "last_run_id": run_id,
             }
         )
     out = pl.DataFrame(rows, infer_schema_length=None)
-    return conform("eval_suite", out.with_columns(pl.col("embedding").cast(pl.List(pl.Float32))))
+    new = conform("eval_suite", out.with_columns(pl.col("embedding").cast(pl.List(pl.Float32))))
+    return pl.concat([existing, new.sort("case_id")])
 
 
 def promote_day(

@@ -31,7 +31,7 @@ def test_definitions_load_and_hold_the_loop():
         "records_accounted_for",
         "every_trace_scored",
         "every_failure_clustered",
-        "every_representative_graded",
+        "every_failure_covered",
         "no_near_duplicate_cases",
         "complete_provenance",
         "unique_case_text",

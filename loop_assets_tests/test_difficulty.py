@@ -11,7 +11,7 @@ import pytest
 from loop_assets.case_grading import chat_judge
 from loop_assets.config import LoopConfig
 from loop_assets.difficulty import candidates_for_difficulty, measure_difficulty
-from loop_assets.grading import NO_ENDPOINT, NOT_MEASURED, candidate_id, grade_candidates, weight
+from loop_assets.grading import NO_ENDPOINT, NOT_MEASURED, candidate_id, grade_candidates, weight, with_difficulty
 from loop_assets.llm_client import ChatClient
 from loop_assets.promotion import grading_rule
 from loop_assets.tables import schema
@@ -152,7 +152,8 @@ def reps() -> pl.DataFrame:
         {"trace_id": "t1", "text_hash": "h1", "embedding": [1.0, 0.0, 0.0]},
         {"trace_id": "t2", "text_hash": "h2", "embedding": [0.0, 1.0, 0.0]},
     ]
-    base = {"day": DAY, "app": "support_bot", "cluster_id": -1, "cluster_size": 3, "severity": 0.6}
+    base = {"day": DAY, "app": "support_bot", "cluster_id": -1, "cluster_size": 3, "copies": 3,
+            "is_representative": True, "severity": 0.6}  # fmt: skip
     return pl.DataFrame(
         [{**base, **r, "input_text": "a question", "signals": ["feedback"]} for r in rows],
         schema_overrides={"embedding": pl.List(pl.Float32)},
@@ -177,7 +178,7 @@ def test_grade_candidates_uses_measured_difficulty_in_the_weight():
             "difficulty_source": ["retries: 3 of 4 answered tries failed against m (0 errored, 0 unknown)"],
         }
     )
-    graded = grade_candidates(reps(), empty_suite(), config, "r", difficulty=measured)
+    graded = with_difficulty(plain, measured, config, "r")
     assert graded.schema == schema("graded_candidates")
     rows = {r["trace_id"]: r for r in graded.iter_rows(named=True)}
     t1, t2 = rows["t1"], rows["t2"]
@@ -207,6 +208,7 @@ def test_candidates_for_difficulty_carry_the_rule_their_case_will_have():
             "trace_id": ["t1", "t2"],
             "day": [DAY, DAY],
             "input_messages": [ask("q1"), ask("q2")],
+            "output_text": ["not json", "not json"],
             "corrected_output": [None, None],
         }
     )
@@ -217,7 +219,7 @@ def test_candidates_for_difficulty_carry_the_rule_their_case_will_have():
         {
             "candidate_id": "k1",
             "input_messages": ask("q1"),
-            "grading": grading_rule("sql_assistant", [signal], None, config),
+            "grading": grading_rule("sql_assistant", [signal], None, config, bad_output="not json"),
         }
     ]
     assert "json_schema" in out["grading"][0]

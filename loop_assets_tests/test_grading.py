@@ -6,7 +6,16 @@ import polars as pl
 import pytest
 
 from loop_assets.config import LoopConfig
-from loop_assets.grading import NO_ENDPOINT, case_id, dedup_threshold, frequency_score, grade_candidates, weight
+from loop_assets.grading import (
+    NO_ENDPOINT,
+    NOT_MEASURED,
+    case_id,
+    dedup_threshold,
+    frequency_score,
+    grade_candidates,
+    weight,
+    with_difficulty,
+)
 
 DAY = date(2026, 11, 20)
 
@@ -22,6 +31,8 @@ def reps(rows: list[dict]) -> pl.DataFrame:
         "app": "support_bot",
         "cluster_id": -1,
         "cluster_size": 1,
+        "copies": 1,
+        "is_representative": True,
         "severity": 0.6,
         "input_text": "some question",
         "signals": ["feedback"],
@@ -153,7 +164,7 @@ def test_skips_empty_inputs_and_configured_signal_only_failures():
                     "text_hash": "h3",
                     "embedding": unit(0, 0, 1),
                     "signals": ["provider_error", "latency"],
-                    "cluster_size": 3,
+                    "copies": 3,
                 },
             ]
         ),
@@ -181,7 +192,7 @@ def test_isolated_latency_or_provider_errors_are_skipped_but_recurring_ones_prom
                     "text_hash": "h2",
                     "embedding": unit(0, 1, 0),
                     "signals": ["latency"],
-                    "cluster_size": 4,
+                    "copies": 4,
                 },
                 {
                     "trace_id": "mixed",
@@ -210,7 +221,7 @@ def test_a_one_off_that_comes_again_on_a_later_day_is_promoted():
     assert graded["decision"][0] == "promote" and "cand_old" in graded["reason"][0]
 
 
-def test_two_similar_one_offs_of_one_day_promote_the_second():
+def test_two_similar_one_offs_of_one_day_promote_the_second_which_then_covers_the_first():
     graded = grade_candidates(
         reps(
             [
@@ -222,4 +233,100 @@ def test_two_similar_one_offs_of_one_day_promote_the_second():
         LoopConfig(),
         "r",
     )
-    assert sorted(graded["decision"]) == ["promote", "skip:isolated_latency"]
+    decisions = dict(zip(graded["trace_id"], graded["decision"], strict=True))
+    assert decisions == {"a": f"duplicate_of:{case_id('support_bot', 'h2')}", "b": "promote"}
+    assert graded.filter(pl.col("trace_id") == "a")["covered_similarity"][0] >= 0.7
+
+
+def test_every_distinct_input_is_covered_not_only_its_family_s_representative():
+    # one HDBSCAN family, but the third member is far from the other two: it is its own case
+    family = [
+        {"trace_id": "a", "text_hash": "h1", "embedding": unit(1, 0, 0), "cluster_id": 0, "cluster_size": 3},
+        {"trace_id": "b", "text_hash": "h2", "embedding": unit(1, 0.2, 0), "cluster_id": 0, "cluster_size": 3,
+         "is_representative": False},
+        {"trace_id": "c", "text_hash": "h3", "embedding": unit(0.3, 1, 0), "cluster_id": 0, "cluster_size": 3,
+         "is_representative": False},
+    ]  # fmt: skip
+    graded = grade_candidates(reps(family), suite([]), LoopConfig(), "r")
+    by_trace = {r["trace_id"]: r for r in graded.iter_rows(named=True)}
+    assert by_trace["a"]["decision"] == "promote" and by_trace["c"]["decision"] == "promote"
+    assert by_trace["b"]["decision"] == f"duplicate_of:{case_id('support_bot', 'h1')}"
+    assert by_trace["b"]["covered_by"] == case_id("support_bot", "h1")
+    assert by_trace["b"]["covered_similarity"] >= by_trace["b"]["dedup_threshold"]
+    assert by_trace["a"]["covered_by"] == by_trace["a"]["case_id"] and by_trace["a"]["covered_similarity"] == 1.0
+    # a case stands for its own traces and those it covers
+    assert by_trace["a"]["frequency"] == 2 and by_trace["c"]["frequency"] == 1
+
+
+def test_the_threshold_runs_on_the_apps_own_suite_size():
+    others = suite(
+        [
+            {"case_id": f"c{i}", "app": "sql_assistant", "text_hash": f"x{i}", "embedding": unit(0, 1, i)}
+            for i in range(300)
+        ]
+    )
+    graded = grade_candidates(
+        reps([{"trace_id": "t", "text_hash": "h", "embedding": unit(1, 0, 0)}]), others, LoopConfig(), "r"
+    )
+    assert graded["dedup_threshold"][0] == 0.70 and graded["suite_size_before"][0] == 0
+
+
+def test_earlier_decisions_are_kept_and_only_new_inputs_are_graded_against_the_suite_as_it_is():
+    first = grade_candidates(
+        reps([{"trace_id": "t1", "text_hash": "h1", "embedding": unit(1, 0, 0)}]), suite([]), LoopConfig(), "run1"
+    )
+    as_it_is = suite(
+        [
+            {"case_id": first["case_id"][0], "app": "support_bot", "text_hash": "h1", "embedding": unit(1, 0, 0)},
+            {"case_id": "case_later", "app": "support_bot", "text_hash": "hl", "embedding": unit(0, 1, 0.05)},
+        ]
+    )
+    late = reps(
+        [
+            {"trace_id": "t1", "text_hash": "h1", "embedding": unit(1, 0, 0)},
+            {"trace_id": "t0", "text_hash": "h2", "embedding": unit(0, 1, 0)},  # like a case of a later day
+            {"trace_id": "t3", "text_hash": "h3", "embedding": unit(0, 0, 1)},
+        ]
+    )
+    again = grade_candidates(late, as_it_is, LoopConfig(), "run2", decided=first, in_suite_from=date(2026, 11, 25))
+    by_trace = {r["trace_id"]: r for r in again.iter_rows(named=True)}
+    assert again.filter(pl.col("trace_id") == "t1").equals(first)  # kept exactly, not re-decided
+    assert by_trace["t0"]["decision"] == "duplicate_of:case_later"
+    assert by_trace["t3"]["decision"] == "promote" and by_trace["t3"]["in_suite_from"] == date(2026, 11, 25)
+    assert by_trace["t3"]["graded_run_id"] == "run2" and by_trace["t3"]["suite_size_before"] == 2
+    # a promoted decision is kept even when its input no longer fails that day
+    gone = grade_candidates(late.filter(pl.col("trace_id") != "t1"), as_it_is, LoopConfig(), "run3", decided=again)
+    assert set(gone.filter(pl.col("decision") == "promote")["trace_id"]) == {"t1", "t3"}
+
+
+def test_difficulty_changes_only_the_rows_this_run_graded():
+    first = grade_candidates(
+        reps([{"trace_id": "t1", "text_hash": "h1", "embedding": unit(1, 0, 0)}]), suite([]), LoopConfig(), "run1"
+    )
+    both = grade_candidates(
+        reps(
+            [
+                {"trace_id": "t1", "text_hash": "h1", "embedding": unit(1, 0, 0)},
+                {"trace_id": "t2", "text_hash": "h2", "embedding": unit(0, 1, 0)},
+            ]
+        ),
+        suite([]),
+        LoopConfig(),
+        "run2",
+        decided=first,
+    )
+    ids = dict(zip(both["trace_id"], both["candidate_id"], strict=True))
+    measured = pl.DataFrame(
+        {
+            "candidate_id": [ids["t1"], ids["t2"]],
+            "difficulty": [1.0, 1.0],
+            "difficulty_tries": [3, 3],
+            "difficulty_source": ["measured", "measured"],
+        }
+    )
+    weighed = with_difficulty(both, measured, LoopConfig(), "run2")
+    by_trace = {r["trace_id"]: r for r in weighed.iter_rows(named=True)}
+    assert by_trace["t1"]["difficulty"] is None and by_trace["t1"]["weight"] == first["weight"][0]
+    assert by_trace["t2"]["difficulty"] == 1.0 and by_trace["t2"]["weight"] > first["weight"][0]
+    unlisted = with_difficulty(both, measured.filter(pl.col("candidate_id") == ids["t1"]), LoopConfig(), "run2")
+    assert unlisted.filter(pl.col("trace_id") == "t2")["difficulty_source"][0] == NOT_MEASURED

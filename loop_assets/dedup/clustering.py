@@ -40,17 +40,24 @@ def cluster_labels(vectors: np.ndarray, dims: int, min_cluster_size: int, min_sa
     return clusterer.fit_predict(reduce_dimensions(vectors, dims)).astype(np.int64)
 
 
-def representatives(vectors: np.ndarray, labels: np.ndarray, tie_break: list[str]) -> np.ndarray:
-    """Boolean mask: per cluster the member most similar to the cluster's mean direction; every noise point.
+def representatives(vectors: np.ndarray, labels: np.ndarray, order: np.ndarray, threshold: float) -> np.ndarray:
+    """Boolean mask: a greedy cover of each cluster, so every member is within `threshold` of a representative.
 
-    Ties go to the smallest `tie_break` key so the choice is stable across runs.
+    HDBSCAN on reduced dimensions finds families, but a family can hold texts far apart in the full
+    space (on real traffic, members at cosine 0.1 of the member nearest the centroid): one exemplar
+    cannot stand for them. Members are taken in `order` (most frequent and most severe first); one not
+    yet within `threshold` of a representative becomes one. Every noise point represents itself.
     """
     chosen = labels == -1
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
     for label in np.unique(labels[labels >= 0]):
         members = np.flatnonzero(labels == label)
-        centroid = vectors[members].mean(axis=0)
-        centroid /= np.linalg.norm(centroid) or 1.0
-        scores = np.round(vectors[members] @ centroid, 6)
-        best = min(members[scores == scores.max()], key=lambda i: tie_break[i])
-        chosen[best] = True
+        members = members[np.argsort(rank[members], kind="stable")]
+        group = vectors[members]
+        covered = np.zeros(len(members), dtype=bool)
+        for i in range(len(members)):
+            if not covered[i]:
+                chosen[members[i]] = True
+                covered |= group @ group[i] >= threshold
     return chosen

@@ -16,8 +16,9 @@ import polars as pl
 from loop_assets.config import LoopConfig
 from loop_assets.dedup.clustering import cluster_labels, representatives
 from loop_assets.dedup.embedding import as_matrix
-from loop_assets.dedup.text import normalised_text, text_hash
+from loop_assets.dedup.text import normalised_text, text_hash, with_conversation
 from loop_assets.dedup.text_cache import cached_texts, input_hashes, store_texts, text_settings_key
+from loop_assets.dedup.threshold import strictest_threshold
 from loop_assets.redaction import redact_frame
 from loop_assets.tables import conform, empty
 from loop_assets.warehouse import read_partitions
@@ -27,7 +28,8 @@ def read_failing_texts(con: duckdb.DuckDBPyConnection, days: list[date], config:
     """`failing_texts` of the days from the warehouse: only the failures and their inputs are read, and an
     input whose compared text was made before is served from text_cache (new ones are stored)."""
     scored = read_partitions(con, "scored_traces", days, where="is_failure")
-    inputs = failing_inputs(read_partitions(con, "raw_traces", days, trace_ids=scored["trace_id"]), scored)
+    raw = read_partitions(con, "raw_traces", days, trace_ids=scored["trace_id"])
+    inputs = failing_inputs(raw, scored, config.dedup.context_chars)
     settings = text_settings_key(config)
     known = cached_texts(con, settings, inputs["input_hash"])
     texts = compared_texts(inputs, config, known)
@@ -40,17 +42,28 @@ def failing_texts(
 ) -> pl.DataFrame:
     """trace_id, day, app, ts, text, text_hash, severity, input_hash of the failing traces, oldest first.
 
-    `text` is the input text redacted (config.redaction), normalised and cut to the embedding length.
+    `text` is the input text with its conversation (`with_conversation`) redacted (config.redaction),
+    normalised and cut to the embedding length.
     `known` (input_hash, text: `text_cache.cached_texts`) gives the text of inputs already made, so only
     new inputs are redacted; `input_hash` is the sha256 of the input text, its key.
     """
-    return compared_texts(failing_inputs(raw, scored), config, known)
+    return compared_texts(failing_inputs(raw, scored, config.dedup.context_chars), config, known)
 
 
-def failing_inputs(raw: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
-    """trace_id, day, severity, app, ts, input_text, input_hash of the failing traces."""
+def failing_inputs(raw: pl.DataFrame, scored: pl.DataFrame, context_chars: int) -> pl.DataFrame:
+    """trace_id, day, severity, app, ts, input_text, input_hash of the failing traces.
+
+    `input_text` here is what the failure is compared by: the trace's input text with its conversation.
+    """
     failures = scored.filter(pl.col("is_failure")).select("trace_id", "day", "severity")
-    joined = failures.join(raw.select("trace_id", "day", "app", "ts", "input_text"), on=["trace_id", "day"])
+    joined = failures.join(
+        raw.select("trace_id", "day", "app", "ts", "input_text", "input_messages"), on=["trace_id", "day"]
+    )
+    compared = [
+        with_conversation(text, messages, context_chars)
+        for text, messages in zip(joined["input_text"], joined["input_messages"], strict=True)
+    ]
+    joined = joined.drop("input_messages").with_columns(pl.Series("input_text", compared, dtype=pl.String))
     return joined.with_columns(input_hash=input_hashes(joined["input_text"]))
 
 
@@ -103,6 +116,7 @@ def cluster_failures(
     # sorted after the join (a join keeps no row order): HDBSCAN numbers clusters by input order
     canon = canon.join(dup_counts, on=["day", "app", "text_hash"]).sort("day", "app", "ts", "trace_id")
 
+    cover = strictest_threshold(config.dedup.threshold_schedule)
     parts: list[pl.DataFrame] = []
     next_id = 0
     for (_, _app), group in canon.group_by("day", "app", maintain_order=True):
@@ -113,7 +127,11 @@ def cluster_failures(
             config.clustering.min_cluster_size,
             config.clustering.min_samples,
         )
-        reps = representatives(vectors_np, labels, group["trace_id"].to_list())
+        # most repeated first, then most severe, then oldest: the order a greedy cover picks representatives in
+        order = group.with_row_index("i").sort(
+            ["copies", "severity", "ts", "trace_id"], descending=[True, True, False, False]
+        )["i"]
+        reps = representatives(vectors_np, labels, order.to_numpy(), cover)
         ids = np.where(labels >= 0, labels + next_id, -1)
         next_id += int(labels.max()) + 1 if (labels >= 0).any() else 0
         parts.append(group.with_columns(pl.Series("cluster_id", ids), pl.Series("is_representative", reps)))

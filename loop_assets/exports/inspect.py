@@ -30,11 +30,11 @@ from typing import Any
 from loop_assets.exports.suite import (
     Case,
     SuiteVersion,
-    message_text,
     read_case,
     read_jsonl_lines,
     write_jsonl_lines,
 )
+from loop_assets.messages import message_text
 
 SUFFIX = ".inspect.jsonl"
 SYSTEM_ROLES = {"system", "developer"}

@@ -63,10 +63,16 @@ CASE_FIELDS = [
 
 
 def suite_as_of(con: duckdb.DuckDBPyConnection, as_of: date | None = None) -> pl.DataFrame:
-    """Active cases promoted from days up to `as_of` (all days when None): a reproducible suite version."""
+    """Active cases of the suite version `as_of` (all when None): a reproducible suite version.
+
+    A case belongs to the versions from its `in_suite_from` day on: its trace's day, or, for a case that
+    late data added after later days were graded, the day after the latest of them, so the suite as of
+    a past day is the same before and after any later run.
+    """
     ensure_tables(con)
     return con.execute(
-        "SELECT * EXCLUDE (embedding) FROM eval_suite WHERE status = 'active' AND (? IS NULL OR day <= ?) "
+        "SELECT * EXCLUDE (embedding) FROM eval_suite "
+        "WHERE status = 'active' AND (? IS NULL OR coalesce(in_suite_from, day) <= ?) "
         "ORDER BY day, case_id",
         [as_of, as_of],
     ).pl()
@@ -175,23 +181,6 @@ def suite_cases(suite: pl.DataFrame) -> list[Case]:
             f"the suite frame lacks columns {missing} (build it with suite_as_of or the eval_suite schema)"
         )
     return [case_from_row(row) for row in suite.iter_rows(named=True)]
-
-
-def message_text(content: Any) -> str:
-    """Text of an OpenAI-shaped message content: a string, or the text parts of a list of parts."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        content = [content]
-    texts = []
-    for part in content if isinstance(content, list) else []:
-        if isinstance(part, str):
-            texts.append(part)
-        elif isinstance(part, dict) and isinstance(part.get("text"), str):
-            texts.append(part["text"])
-    return "\n".join(texts)
 
 
 def read_case(item: dict[str, Any], metadata: dict[str, Any], *, input: Any, expected: Any) -> dict[str, Any]:

@@ -44,16 +44,20 @@ def test_too_few_points_are_noise():
     assert cluster_labels(np.eye(2, 8, dtype=np.float32), 16, 3, 2).tolist() == [-1, -1]
 
 
-def test_representative_is_the_member_nearest_the_centroid_and_noise_represents_itself():
+def test_representatives_cover_every_member_of_a_family_within_the_threshold_and_noise_represents_itself():
     vectors = np.array(
-        [[1, 0, 0], [0.8, 0.6, 0], [0.8, -0.6, 0], [0, 0, 1], [0, 1, 0]], dtype=np.float32
-    )  # the centroid of the first three points is along x: point 0 is nearest
+        [[1, 0, 0], [0.95, 0.31, 0], [0.1, 0.99, 0], [0, 0, 1], [0, 1, 0]], dtype=np.float32
+    )  # one family of three where the third member is far from the first two
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     labels = np.array([0, 0, 0, -1, -1])
-    chosen = representatives(vectors, labels, ["c", "b", "a", "d", "e"])
-    assert chosen.tolist() == [True, False, False, True, True]
+    chosen = representatives(vectors, labels, np.arange(5), 0.85)
+    assert chosen.tolist() == [True, False, True, True, True]
+    family = np.flatnonzero(labels == 0)
+    assert ((vectors[family] @ vectors[chosen & (labels == 0)].T).max(axis=1) >= 0.85).all()
 
 
-def test_representative_ties_go_to_the_smallest_key():
-    vectors = np.array([[0.8, 0.6], [0.8, -0.6]], dtype=np.float32)
-    chosen = representatives(vectors, np.array([0, 0]), ["z", "a"])
-    assert chosen.tolist() == [False, True]
+def test_representatives_are_taken_in_the_given_order():
+    vectors = np.array([[1.0, 0.0], [0.95, 0.31]], dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert representatives(vectors, np.array([0, 0]), np.array([1, 0]), 0.85).tolist() == [False, True]
+    assert representatives(vectors, np.array([0, 0]), np.array([0, 1]), 0.85).tolist() == [True, False]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import duckdb
@@ -28,6 +29,7 @@ def frames() -> tuple[pl.DataFrame, pl.DataFrame]:
             "app": ["support_bot"] * len(ids),
             "ts": [datetime(2026, 11, 16, 10, i, tzinfo=UTC) for i in range(len(ids))],
             "input_text": INPUTS,
+            "input_messages": [json.dumps([{"role": "user", "content": text}]) for text in INPUTS],
         }
     )
     scored = pl.DataFrame(

@@ -8,6 +8,7 @@ import polars as pl
 from loop_assets.dedup.embedding import embed_with_cache
 from loop_assets.dedup.embedding_cache import cached_embeddings, store_embeddings
 from loop_assets.dedup.failure_clusters import cluster_failures, read_failing_texts
+from loop_assets.dedup.threshold import strictest_threshold
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
@@ -20,8 +21,10 @@ EVERY_FAILURE_CLUSTERED = "every_failure_clustered"
 
 @dg.asset(
     deps=["scored_traces"],
-    description="Each failing trace with its normalised text, exact-duplicate link, embedding (cached by "
-    "model and text hash), HDBSCAN cluster on PCA-reduced vectors, and whether it represents its cluster.",
+    description="Each failing trace with its compared text (input with its conversation, normalised), "
+    "exact-duplicate link, embedding (cached by model and text hash), failure family (HDBSCAN cluster on "
+    "PCA-reduced vectors) and whether it is one of the family's representatives (a greedy cover: every member "
+    "is within the strictest dedup threshold of one).",
     kinds={"duckdb", "polars", "sentence-transformers"},
     group_name="dedup",
     metadata=table_metadata("failure_clusters"),
@@ -32,7 +35,8 @@ EVERY_FAILURE_CLUSTERED = "every_failure_clustered"
         dg.AssetCheckSpec(
             EVERY_FAILURE_CLUSTERED,
             asset="failure_clusters",
-            description="Every failing trace is in failure_clusters; every cluster has one representative.",
+            description="Every failing trace is in failure_clusters; every cluster member is within the strictest "
+            "dedup threshold of one of its cluster's representatives.",
         ),
     ],
 )
@@ -61,7 +65,7 @@ def failure_clusters(
         )
         cluster_seconds = time.perf_counter() - started
         replace_partitions(con, "failure_clusters", days, {"failure_clusters": clusters}, context.run_id)
-        gaps = unclustered_failures(con, days)
+        gaps = unclustered_failures(con, days, strictest_threshold(config.dedup.threshold_schedule))
     reps = clusters.filter(pl.col("is_representative"))
     return dg.MaterializeResult(
         check_results=[

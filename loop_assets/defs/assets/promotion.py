@@ -8,6 +8,7 @@ from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
 from loop_assets.promotion import promote_day
 from loop_assets.suite_checks import incomplete_provenance, near_duplicate_pairs, repeated_text_hashes
+from loop_assets.suite_quality import quality_by_app, suite_quality
 from loop_assets.tables import empty
 from loop_assets.warehouse import query, replace_partitions
 
@@ -20,7 +21,9 @@ UNIQUE_TEXT = "unique_case_text"
     deps=["graded_candidates"],
     description="The eval suite: one row per promoted case with its input, expected output, grading rule, "
     "weight, label, status and full provenance (trace, file:line, signals, cluster, threshold, run). "
-    "Partitioned by the day the cases were promoted from; the suite as of day D is every partition <= D.",
+    "Append-only: a case once written is never deleted or rewritten. Partitioned by the day of the trace the "
+    "case was promoted from; the suite as of day D is every case whose in_suite_from is <= D (a case late "
+    "data adds joins the version after the latest graded day, so a past version never changes).",
     kinds={"duckdb", "polars"},
     group_name="promote",
     metadata=table_metadata("eval_suite"),
@@ -55,17 +58,41 @@ def eval_suite(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
             replace_partitions(con, "eval_suite", [day], {"eval_suite": cases}, context.run_id)
             written.append(cases)
         suite = query(con, "SELECT * FROM eval_suite ORDER BY day, case_id")
+        quality = suite_quality(con, days)
     promoted = pl.concat(written)
-    as_of = suite.filter(pl.col("day") <= days[-1])
+    new = promoted.filter(pl.col("promoted_run_id") == context.run_id)
+    as_of = suite.filter(pl.coalesce("in_suite_from", "day") <= days[-1])
+    totals = quality_by_app(quality)
+    inputs, skipped = int(totals["failing_inputs"].sum()), int(totals["skipped"].sum())
+    covered = int(totals["promoted"].sum() + totals["duplicates"].sum())
     pairs, gaps, repeats = near_duplicate_pairs(suite), incomplete_provenance(suite), repeated_text_hashes(suite)
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": promoted.height,
-            "promoted": promoted.height,
+            "promoted": new.height,
+            "failing_inputs": inputs,
+            "uncovered_inputs": int(totals["uncovered"].sum()),
+            "coverage": round(covered / (inputs - skipped), 4) if inputs > skipped else 1.0,
+            "suite_quality": markdown_preview(
+                quality.with_columns(pl.col("day").cast(pl.String)).select(
+                    "day",
+                    "app",
+                    "failing_inputs",
+                    "promoted",
+                    "duplicates",
+                    "skipped",
+                    "uncovered",
+                    "coverage",
+                    "duplicate_similarity_p10",
+                    "duplicate_similarity_p50",
+                    "suite_size",
+                ),
+                limit=50,
+            ),
             "suite_size": as_of.filter(pl.col("status") == "active").height,
             "suite_apps": dg.MetadataValue.json(as_of.group_by("app").len().sort("app").to_dicts()),
             "newest_cases": markdown_preview(
-                promoted.sort("weight", descending=True).select(
+                promoted.sort(["promoted_at", "weight"], descending=True).select(
                     "case_id",
                     "label",
                     "weight",
