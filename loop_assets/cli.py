@@ -200,6 +200,8 @@ def _connect():
 
 
 def cmd_summary(_: argparse.Namespace) -> int:
+    import polars as pl
+
     from loop_assets.config import load_config
     from loop_assets.stats import apps_report, loop_summary, render
 
@@ -214,6 +216,12 @@ def cmd_summary(_: argparse.Namespace) -> int:
         "configured but not in traffic; caught = cases an eval run fails without a judge when the known bad answer "
         "comes back, judge_only = cases only a judge can grade)"
     )
+    by_app = next(frame for title, frame in tables.items() if title.startswith("suite quality by app "))
+    uncovered = by_app.filter(pl.col("uncovered") > 0)
+    if uncovered.height:
+        print("\nWARNING, failures no case covers (the every_failure_covered check fails; re-run graded_candidates):")
+        for app, n in uncovered.select("app", "uncovered").iter_rows():
+            print(f"  - {app}: {n} failing inputs")
     if warnings:
         print("\nWARNING, configuration against traffic:")
         for line in warnings:

@@ -4,8 +4,9 @@ Coverage is the contract (DESIGN decision 5): each distinct failing input (app, 
 day gets one row whose decision is `promote` (it becomes a case), `duplicate_of:<case_id>` (a case of
 its app is at least `dedup_threshold` similar to it), or `skip:<reason>`. Inputs are taken greedily,
 the one that stands for most of the day's failures first (`_in_cover_order`); each is compared with
-every case of its app in the suite as it is and with the cases this day has promoted before it. Decisions are final: re-grading a day keeps every earlier decision and grades only inputs
-it has not seen, against the suite as it is then (so late data adds cases and never removes one).
+every case of its app in the suite as it is and with the cases this day has promoted before it.
+Decisions are final: re-grading a day keeps every earlier decision and grades only inputs it has not
+seen, against the suite as it is then (so late data adds cases and never removes one).
 
 The weight (DESIGN decision 7) is a weighted mean of the factors that are known:
 
@@ -36,7 +37,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from loop_assets.config import GradingConfig, LoopConfig
+from loop_assets.config import FLAGS, GradingConfig, LoopConfig
 from loop_assets.dedup.embedding import as_matrix
 from loop_assets.dedup.suite_search import nearest
 from loop_assets.dedup.threshold import dedup_threshold
@@ -71,7 +72,8 @@ def candidate_id(day: object, trace_id: str) -> str:
 
 
 def _skip_reason(input_text: str | None, signals: list[str], copies: int, grading: GradingConfig) -> str | None:
-    """Why an input makes no useful eval case, if it does not."""
+    """Why an input makes no useful eval case, if it does not (flags such as invalid_feedback are no signals)."""
+    signals = [s for s in signals if s not in FLAGS]
     if not (input_text or "").strip():
         return "empty_input"
     if signals and grading.skip_when_only and set(signals) <= set(grading.skip_when_only):

@@ -20,7 +20,6 @@ from loop_assets.tables import conform
 from loop_assets.warehouse import read_partitions
 
 SOURCE = "production_failure"
-DEFAULT_RUBRIC = "The answer is correct, complete and follows the application's instructions."
 
 
 def grading_rule(

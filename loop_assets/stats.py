@@ -6,6 +6,7 @@ import duckdb
 import polars as pl
 
 from loop_assets.config import LoopConfig
+from loop_assets.suite_quality import quality_by_app, suite_quality
 from loop_assets.warehouse import ensure_tables
 
 
@@ -26,7 +27,19 @@ def loop_summary(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
             SELECT app, count(*) AS cases, round(sum(weight), 3) AS total_weight
             FROM eval_suite WHERE status = 'active' GROUP BY ALL ORDER BY app""",
     }
-    return {title: con.execute(q).pl() for title, q in sql.items()}
+    tables = {title: con.execute(q).pl() for title, q in sql.items()}
+    quality = suite_quality(con)
+    tables["suite quality by app (coverage = inputs with a case within the threshold, of those not skipped)"] = (
+        quality_by_app(quality).select(
+            "app", "failing_traces", "failing_inputs", "promoted", "duplicates", "skipped", "uncovered",
+            "coverage", "dedup_threshold", "suite_size",
+        )
+    )  # fmt: skip
+    tables["suite quality by app and day (duplicates: similarity to their case)"] = quality.select(
+        "day", "app", "failing_inputs", "promoted", "duplicates", "skipped", "uncovered", "coverage",
+        "dedup_threshold", "duplicate_similarity_min", "duplicate_similarity_p50", "suite_size",
+    )  # fmt: skip
+    return tables
 
 
 def suite_stats(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:

@@ -128,7 +128,10 @@ GRADED_CANDIDATES: dict[str, tuple[pl.DataType, str]] = {
     "app": (pl.String, "Application"),
     "cluster_id": (pl.Int64, "Failure family of the day (-1 for noise)"),
     "cluster_size": (pl.Int64, "Traces in the family that day, exact duplicates included"),
-    "is_representative": (pl.Boolean, "A representative of its family (failure_clusters: a greedy cover of the family)"),
+    "is_representative": (
+        pl.Boolean,
+        "A representative of its family (a greedy cover of the family)",
+    ),
     "copies": (pl.Int64, "Traces of the day with exactly this input (app, compared text)"),
     "case_id": (pl.String, "Id the case has (or would have) in eval_suite"),
     "text_hash": (pl.String, "sha256 of the compared text: with app, the key of a distinct failing input"),

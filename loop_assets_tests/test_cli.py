@@ -65,6 +65,7 @@ def test_stats_and_summary_print_the_suite(env, capsys):
     assert main(["summary"]) == 0
     out = capsys.readouterr().out
     assert "traffic by day" in out and "failures by signal" in out and "eval-loop lineage case_" in out
+    assert "suite quality by app" in out and "coverage" in out and "failures no case covers" not in out
 
 
 def test_generate_is_deterministic(tmp_path):

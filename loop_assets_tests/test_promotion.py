@@ -55,11 +55,17 @@ def test_only_promoted_candidates_become_cases_with_provenance():
     assert "support_bot" in row["label"] and "feedback" in row["label"]
 
 
-def test_rerun_keeps_the_first_promotion_run_and_time():
+def test_a_case_once_written_is_kept_exactly_and_only_new_promotions_are_added():
     first = promote(graded(["promote"]), raw(1), scored(1), empty("eval_suite"), LoopConfig(), "run-1", "d", "m")
     again = promote(graded(["promote"]), raw(1), scored(1), first, LoopConfig(), "run-2", "d", "m")
-    assert again["promoted_run_id"][0] == "run-1" and again["last_run_id"][0] == "run-2"
-    assert again["promoted_at"][0] == first["promoted_at"][0]
+    assert again.equals(first)  # not rewritten: same run ids, times, weight, grading
+    grown = promote(graded(["promote", "promote"]), raw(2), scored(2), first, LoopConfig(), "run-3", "d", "m")
+    assert grown.head(1).equals(first) and grown["case_id"].to_list() == ["case_0", "case_1"]
+    assert grown["promoted_run_id"].to_list() == ["run-1", "run-3"]
+    # a decision that no longer promotes (it cannot happen: decisions are final) still removes nothing
+    assert promote(graded(["skip:empty_input"]), raw(1), scored(1), first, LoopConfig(), "run-4", "d", "m").equals(
+        first
+    )
 
 
 def test_grading_rule_follows_the_failure_and_the_app():

@@ -155,3 +155,26 @@ def test_a_late_file_adds_cases_and_never_removes_one_and_past_versions_stay_as_
     again = loop.run(days=(DAYS[0], DAYS[-1]))  # the same inputs once more: identical tables
     assert again.success
     assert loop.table(SUITE).equals(suite_after) and loop.table(GRADED).equals(graded_after)
+
+
+def test_the_coverage_check_and_report_name_a_failure_left_without_a_case(real_loop, tmp_path):
+    from loop_assets.step_checks import uncovered_failures
+
+    loop, _ = real_loop
+    broken = tmp_path / "broken.duckdb"
+    shutil.copy(loop.warehouse, broken)
+    with connect(broken) as con:
+        dup = con.execute(
+            "SELECT day, trace_id FROM graded_candidates WHERE starts_with(decision, 'duplicate_of:') LIMIT 1"
+        ).fetchone()
+        gone = con.execute(
+            "SELECT day, trace_id FROM graded_candidates WHERE decision = 'promote' ORDER BY trace_id LIMIT 1"
+        ).fetchone()
+        con.execute("UPDATE graded_candidates SET covered_similarity = 0.5 WHERE trace_id = ?", [dup[1]])
+        con.execute("DELETE FROM graded_candidates WHERE trace_id = ?", [gone[1]])
+        problems = uncovered_failures(con, [dup[0], gone[0]])
+        quality = suite_quality(con)
+    assert set(problems["trace_id"]) >= {dup[1], gone[1]}
+    assert any(p.startswith("covered at 0.5") for p in problems["problem"])
+    assert "no graded row for its input" in set(problems["problem"])
+    assert quality["uncovered"].sum() >= 2
