@@ -28,7 +28,7 @@ def _incoming() -> Path:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from loop_assets.sample_traffic import write_traffic
+    from loop_assets.devtools.sample_traffic import write_traffic
 
     paths = write_traffic(
         Path(args.out), days=args.days, per_day=args.per_day, seed=args.seed, start=date.fromisoformat(args.start)
@@ -41,9 +41,9 @@ def days_with_data(incoming: Path) -> list[date]:
     """The days of the incoming files' records, as the sensor finds them: exactly for files up to 16 MiB,
     by sampling a larger one (its first and last days bound the range materialised) — never a full parse
     of every file just to learn the range."""
+    from loop_assets.capture.file_days import entry_days
+    from loop_assets.capture.incoming import scan_incoming
     from loop_assets.config import load_config
-    from loop_assets.file_days import entry_days
-    from loop_assets.incoming import scan_incoming
 
     ingest = load_config().ingest
     return sorted(set().union(*(entry_days(entry, ingest) for entry in scan_incoming(incoming).entries)))
@@ -203,7 +203,7 @@ def cmd_summary(_: argparse.Namespace) -> int:
     import polars as pl
 
     from loop_assets.config import load_config
-    from loop_assets.stats import apps_report, loop_summary, render
+    from loop_assets.report.stats import apps_report, loop_summary, render
 
     config = load_config()
     with _connect() as con:
@@ -234,7 +234,7 @@ def cmd_summary(_: argparse.Namespace) -> int:
 
 
 def cmd_stats(_: argparse.Namespace) -> int:
-    from loop_assets.stats import render, suite_stats
+    from loop_assets.report.stats import render, suite_stats
 
     with _connect() as con:
         print(render(suite_stats(con)))
@@ -242,7 +242,7 @@ def cmd_stats(_: argparse.Namespace) -> int:
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
-    from loop_assets.lineage import CaseNotFound, case_lineage, format_lineage, lineage_json
+    from loop_assets.report.lineage import CaseNotFound, case_lineage, format_lineage, lineage_json
 
     with _connect() as con:
         try:
@@ -285,7 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import duckdb
 
     from loop_assets.config import ConfigError, load_config
-    from loop_assets.eval_run import (
+    from loop_assets.evaluate.eval_run import (
         NoModelToGrade,
         load_recorded_outputs,
         read_suite,
@@ -333,7 +333,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from loop_assets.bench import cmd_bench as run
+    from loop_assets.devtools.bench import cmd_bench as run
 
     return run(args)
 
@@ -399,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-judge", action="store_true", help="leave rubric checks unknown even if a judge is set")
     run.set_defaults(func=cmd_run)
 
-    from loop_assets.bench import build_parser as bench_arguments
+    from loop_assets.devtools.bench import build_parser as bench_arguments
 
     bench = sub.add_parser(
         "bench",

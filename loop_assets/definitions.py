@@ -6,8 +6,8 @@ from loop_assets.defs.assets.capture import raw_traces, scored_traces
 from loop_assets.defs.assets.coverage import suite_coverage
 from loop_assets.defs.assets.dedup import failure_clusters
 from loop_assets.defs.assets.eval_run import eval_run
-from loop_assets.defs.assets.grading import graded_candidates
-from loop_assets.defs.assets.promotion import eval_suite
+from loop_assets.defs.assets.grade import graded_candidates
+from loop_assets.defs.assets.promote import eval_suite
 from loop_assets.defs.jobs import loop_job
 from loop_assets.defs.resources import default_resources
 from loop_assets.defs.schedules import finalise_yesterday

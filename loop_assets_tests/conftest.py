@@ -11,7 +11,7 @@ import pytest
 
 from loop_assets.config import LoopConfig
 from loop_assets.dedup.embedding import SentenceEncoder
-from loop_assets.sample_traffic import write_traffic
+from loop_assets.devtools.sample_traffic import write_traffic
 from loop_assets_tests.loop_runner import DAYS, START, Loop, new_loop
 
 

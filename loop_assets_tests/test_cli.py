@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 
 from loop_assets.cli import main
+from loop_assets_tests.paths import ROOT
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def test_materialize_runs_the_loop_through_the_dagster_cli_as_make_run_does(tmp_
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     home, incoming = tmp_path / "home", tmp_path / "incoming"
     home.mkdir()
     shutil.copy(root / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")

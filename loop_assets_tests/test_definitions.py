@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 import yaml
 
 from loop_assets.definitions import defs
 from loop_assets.defs.partitions import DUCKDB_POOL
 from loop_assets.tables import TABLES
+from loop_assets_tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 TABLE_ASSETS = [
     "raw_traces",
     "quarantined_records",

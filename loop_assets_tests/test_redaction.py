@@ -213,9 +213,9 @@ def test_presidio_runs_offline_with_pattern_recognisers_only(monkeypatch):
 
 
 def test_promote_writes_no_pii_into_the_suite():
-    from loop_assets.promotion import promote
+    from loop_assets.promote.promotion import promote
     from loop_assets.tables import empty
-    from loop_assets_tests.test_promotion import graded, raw, scored
+    from loop_assets_tests.promote.test_promotion import graded, raw, scored
 
     leaky = "mail ana.lima@example.com.br or +55 11 2345-6789, card 5555 5555 5555 4444"
     messages = json.dumps([{"role": "user", "content": leaky}])

@@ -136,7 +136,7 @@ def measure(warehouse: Path) -> dict:
 
 def _families(con: duckdb.DuckDBPyConnection) -> dict | None:
     """Cases per failure family of the bundled generator (metadata.scenario), when the corpus has them."""
-    from loop_assets.sample_traffic import FAILURE_FAMILIES
+    from loop_assets.devtools.sample_traffic import FAILURE_FAMILIES
 
     frame = con.execute(
         "SELECT json_extract_string(r.metadata, '$.scenario') AS family, count(*) AS cases FROM eval_suite e "

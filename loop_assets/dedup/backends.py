@@ -264,7 +264,7 @@ def calibration_texts(count: int = _CALIBRATION_TEXTS) -> list[str]:
     import json as _json
     from datetime import date
 
-    from loop_assets.sample_traffic import generate_traffic
+    from loop_assets.devtools.sample_traffic import generate_traffic
 
     texts: list[str] = []
     for data in generate_traffic(days=1, per_day=count, seed=20261116, start=date(2026, 1, 5)).values():

@@ -7,12 +7,12 @@ from datetime import date
 
 import dagster as dg
 
+from loop_assets.capture.file_days import entry_days
+from loop_assets.capture.file_watch import plan, scan
+from loop_assets.capture.incoming import scan_incoming
 from loop_assets.defs.jobs import loop_job
 from loop_assets.defs.partitions import daily_partitions
 from loop_assets.defs.resources import LoopSettings
-from loop_assets.file_days import entry_days
-from loop_assets.file_watch import plan, scan
-from loop_assets.incoming import scan_incoming
 
 SENSOR_INTERVAL_SECONDS = int(os.environ.get("EVAL_LOOP_SENSOR_INTERVAL", "30"))
 SETTLE_SECONDS = float(os.environ.get("EVAL_LOOP_SETTLE_SECONDS", "60"))

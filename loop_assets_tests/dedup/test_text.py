@@ -1,12 +1,10 @@
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 from loop_assets.dedup.text import normalised_text, text_hash, with_conversation
-
-REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
+from loop_assets_tests.paths import REALDATA
 
 
 def test_normalisation_collapses_case_space_and_unicode_forms():

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from loop_assets.definitions import loop_assets
-from loop_assets.defs.assets.grading import GRADED, earlier_grading_in_progress
+from loop_assets.defs.assets.grade import GRADED, earlier_grading_in_progress
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
 from loop_assets.warehouse import LOCK_TIMEOUT, WarehouseLocked, connect, ensure_tables, lock_timeout_seconds
 from loop_assets_tests.defs.test_crash_safety import (

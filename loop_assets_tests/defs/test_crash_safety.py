@@ -48,8 +48,8 @@ from loop_assets.config import LoopConfig
 from loop_assets.dedup.failure_clusters import cluster_failures
 from loop_assets.tables import PARTITION_COLUMN
 from loop_assets_tests.loop_runner import DAYS
+from loop_assets_tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 IN_PROCESS = json.dumps({"execution": {"config": {"in_process": {}}}})
 RANGE = f"{DAYS[0]}...{DAYS[-1]}"

@@ -16,10 +16,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from loop_assets.sample_traffic import write_traffic
+from loop_assets.devtools.sample_traffic import write_traffic
 from loop_assets_tests.loop_runner import START
-
-ROOT = Path(__file__).resolve().parents[2]
+from loop_assets_tests.paths import ROOT
 
 WORKSPACE = """
 {

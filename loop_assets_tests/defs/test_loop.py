@@ -32,7 +32,7 @@ def test_suite_has_one_case_per_family_not_a_flood(in_order):
         "SELECT e.case_id, json_extract_string(r.metadata, '$.scenario') AS family FROM eval_suite e "
         "JOIN raw_traces r USING (trace_id, day)"
     )
-    from loop_assets.sample_traffic import FAILURE_FAMILIES
+    from loop_assets.devtools.sample_traffic import FAILURE_FAMILIES
 
     failing = loop.table(
         "SELECT DISTINCT json_extract_string(r.metadata, '$.scenario') AS family FROM scored_traces s "
@@ -93,7 +93,7 @@ def test_grading_a_day_before_the_days_it_depends_on_fails_and_says_which(tmp_pa
 
 
 def test_lineage_reaches_the_exact_source_line_of_every_case(in_order):
-    from loop_assets.lineage import case_lineage, format_lineage
+    from loop_assets.report.lineage import case_lineage, format_lineage
     from loop_assets.warehouse import connect
 
     loop, _ = in_order

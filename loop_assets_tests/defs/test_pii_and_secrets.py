@@ -22,14 +22,14 @@ from dagster import serialize_value
 
 from loop_assets.config import DEFAULT_CONFIG_PATH
 from loop_assets.dedup.text import normalised_text, text_hash
+from loop_assets.devtools.sample_traffic import write_traffic
 from loop_assets.exports import EXPORTERS, read_back, suite_as_of, write_export
 from loop_assets.redaction import PLACEHOLDERS, redact_text
-from loop_assets.sample_traffic import write_traffic
 from loop_assets_tests.chat_server import ChatServer, Reply
 from loop_assets_tests.loop_runner import DAYS, metadata, new_loop
+from loop_assets_tests.paths import ROOT
 from loop_assets_tests.pii_corpus import cards, emails, ibans, ips, phones
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY_ENV = "EVAL_LOOP_TEST_ENDPOINT_KEY"
 # Deliberately unlike any key format, so redaction cannot hide a leak of it: it must simply never be written.
 ENDPOINT_KEY = "evalloop-endpoint-credential-QX7R2M9K4T5W"

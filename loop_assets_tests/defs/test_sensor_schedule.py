@@ -13,7 +13,7 @@ import pytest
 from loop_assets.defs.resources import LoopSettings
 from loop_assets.defs.schedules import finalise_yesterday
 from loop_assets.defs.sensors import RANGE_END, RANGE_START, new_trace_files
-from loop_assets.sample_traffic import write_traffic
+from loop_assets.devtools.sample_traffic import write_traffic
 from loop_assets_tests.loop_runner import DAYS, new_loop
 
 HOUR_AGO = time.time() - 3600

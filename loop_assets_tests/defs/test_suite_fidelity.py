@@ -9,18 +9,17 @@ from __future__ import annotations
 import json
 import shutil
 from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
 from loop_assets.exports import suite_as_of
-from loop_assets.suite_quality import suite_quality
+from loop_assets.report.suite_quality import suite_quality
 from loop_assets.warehouse import connect
 from loop_assets_tests.loop_runner import DAYS, Loop, checks, metadata, new_loop
+from loop_assets_tests.paths import REALDATA
 
-REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
 REAL_DAYS = (date(2026, 11, 25), date(2026, 11, 29))
 
 
@@ -158,7 +157,7 @@ def test_a_late_file_adds_cases_and_never_removes_one_and_past_versions_stay_as_
 
 
 def test_the_coverage_check_and_report_name_a_failure_left_without_a_case(real_loop, tmp_path):
-    from loop_assets.step_checks import uncovered_failures
+    from loop_assets.grade.checks import uncovered_failures
 
     loop, _ = real_loop
     broken = tmp_path / "broken.duckdb"

@@ -9,18 +9,19 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from loop_assets import capture, judge, scoring
-from loop_assets.accounting import files_not_accounted, record_accounting
+from loop_assets.capture import ingest as capture
+from loop_assets.capture import judge, scoring
+from loop_assets.capture.accounting import files_not_accounted, record_accounting
+from loop_assets.capture.checks import unscored_traces
+from loop_assets.capture.incoming import scan_incoming
+from loop_assets.capture.ingest_plan import plan_from_warehouse, store_ingest
 from loop_assets.config import RedactionConfig
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import LoopSettings, Warehouse
-from loop_assets.incoming import scan_incoming
-from loop_assets.ingest_plan import plan_from_warehouse, store_ingest
 from loop_assets.llm_client import ChatClient
 from loop_assets.redaction import count_metadata, redact_frame, redact_frame_with_counts
-from loop_assets.stats import scored_apps_metadata
-from loop_assets.step_checks import unscored_traces
+from loop_assets.report.stats import scored_apps_metadata
 from loop_assets.warehouse import query, read_partitions, replace_partitions
 
 RECORDS_ACCOUNTED = "records_accounted_for"

@@ -5,10 +5,10 @@ import base64
 import dagster as dg
 import polars as pl
 
-from loop_assets.coverage import coverage_by_day, coverage_png
 from loop_assets.defs.metadata import markdown_preview
 from loop_assets.defs.partitions import DUCKDB_POOL
 from loop_assets.defs.resources import Warehouse
+from loop_assets.report.coverage import coverage_by_day, coverage_png
 
 
 @dg.asset(

@@ -5,6 +5,7 @@ import time
 import dagster as dg
 import polars as pl
 
+from loop_assets.dedup.checks import unclustered_failures
 from loop_assets.dedup.embedding import embed_with_cache
 from loop_assets.dedup.embedding_cache import cached_embeddings, store_embeddings
 from loop_assets.dedup.failure_clusters import cluster_failures, read_failing_texts
@@ -12,7 +13,6 @@ from loop_assets.dedup.threshold import strictest_threshold
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
-from loop_assets.step_checks import unclustered_failures
 from loop_assets.tables import empty
 from loop_assets.warehouse import pause_point, replace_partitions
 

@@ -9,7 +9,7 @@ from pydantic import Field
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL
 from loop_assets.defs.resources import LoopSettings, Warehouse
-from loop_assets.eval_run import (
+from loop_assets.evaluate.eval_run import (
     NoModelToGrade,
     load_recorded_outputs,
     read_suite,

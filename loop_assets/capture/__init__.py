@@ -1,0 +1,1 @@
+"""CAPTURE: read trace files into raw_traces (or quarantine), score them, flag failures."""

@@ -1,0 +1,122 @@
+"""Which day partitions a trace file's records fall in, without holding a large file in memory.
+
+The sensor and `eval-loop materialize` need this for every new or grown file. A small file, or a
+whole-document `.json` file, is read exactly through the same parsers as the ingest, so every format is
+covered (the ingest streams lines and bounds a document's size). A large plain file is sampled: blocks
+spread evenly over the file, whole lines only. A large compressed file cannot be sought, so it is
+streamed and every k-th line parsed. Trace logs are written roughly in time order, so the sampled
+minimum and maximum day bound the days in between; the sensor requests the whole range.
+
+When the sample finds no day at all (a large file of lines that do not parse: UTF-16, one huge line,
+an unknown format), the file is read exactly after all: its records then go to a day by the ingest's
+routing (the file's modification day), and that day must be materialised too, or they are lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from loop_assets.capture import ingest as capture
+from loop_assets.capture.formats import FORMATS, detect_format
+from loop_assets.capture.formats.base import earliest_allowed, utc_day
+from loop_assets.capture.formats.jsonl import DAMAGED, _chunks, sniff
+from loop_assets.capture.incoming import Entry, trace_kind
+from loop_assets.config import IngestConfig
+
+SMALL_FILE_BYTES = 16 * 1024 * 1024
+BLOCKS = 32
+BLOCK_BYTES = 64 * 1024
+GZIP_EVERY = 50
+
+
+def entry_days(entry: Entry, ingest: IngestConfig, small_file_bytes: int = SMALL_FILE_BYTES) -> set[date]:
+    """`file_days` of an entry of `incoming.scan_incoming`; a refused entry (never opened) is one record
+    on the day of its own modification time, kept inside the days a partition exists for."""
+    if entry.refused is None:
+        return file_days(entry.path, ingest, small_file_bytes, document=entry.is_document)
+    now = datetime.now(UTC)
+    day = datetime.fromtimestamp(entry.mtime, UTC).date()
+    return {min(max(day, min(utc_day(earliest_allowed(ingest)), now.date())), now.date())}
+
+
+def file_days(
+    path: Path, ingest: IngestConfig, small_file_bytes: int = SMALL_FILE_BYTES, document: bool | None = None
+) -> set[date]:
+    """Days of the records in `path` (exact for small files and for large ones whose sample has no day,
+    sampled for other large ones)."""
+    document = trace_kind(path.name) == "document" if document is None else document
+    if document or path.stat().st_size <= small_file_bytes:
+        return _exact_days(path, ingest, document)
+    with path.open("rb") as handle:
+        compression = sniff(handle)
+    lines = _stream_sample(path, compression) if compression else _block_sample(path)
+    return _days_of_lines(list(lines), ingest) or _exact_days(path, ingest, document)
+
+
+def _exact_days(path: Path, ingest: IngestConfig, document: bool) -> set[date]:
+    result = capture.ingest_file(path, ingest, run_id="sensor", document=document)
+    return set(result.manifest["partition_day"].to_list())
+
+
+def _block_sample(path: Path, blocks: int = BLOCKS, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """Whole lines from `blocks` evenly spaced windows of the file, the first and last included."""
+    size = path.stat().st_size
+    step = max(1, (size - block_bytes) // max(1, blocks - 1))
+    with path.open("rb") as handle:
+        for offset in sorted({min(i * step, max(0, size - block_bytes)) for i in range(blocks)}):
+            handle.seek(offset)
+            chunk = handle.read(block_bytes)
+            lines = chunk.split(b"\n")
+            # the first piece is a partial line unless the window starts the file; the last is partial
+            yield from lines[0 if offset == 0 else 1 : -1]
+
+
+def _stream_sample(path: Path, compression: str, every: int = GZIP_EVERY) -> Iterator[bytes]:
+    """Every `every`-th line of a compressed file, and its last; a line longer than a block is skipped."""
+    if compression not in ("gzip", "bzip2", "xz"):
+        return  # not readable here (zstd): the exact read says so
+    last = b""
+    number = 0
+    pending = b""
+    with path.open("rb") as handle:
+        try:
+            for chunk in _chunks(handle, compression):
+                pieces = (pending + chunk).split(b"\n")
+                pending = pieces.pop()
+                if len(pending) > BLOCK_BYTES:  # a huge line: not a sample worth holding
+                    pending = b""
+                for line in pieces:
+                    if number % every == 0:
+                        yield line
+                    number += 1
+                    last = line
+        except (*DAMAGED, OSError):
+            pass  # a damaged tail: the ingest quarantines it; the lines before still tell the days
+    if pending:
+        last = pending
+    if last:
+        yield last
+
+
+def _days_of_lines(lines: list[bytes], ingest: IngestConfig) -> set[date]:
+    objects = []
+    for line in lines:
+        try:
+            obj = json.loads(line)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            continue
+        if isinstance(obj, dict):
+            objects.append(obj)
+    name = ingest.format if ingest.format != "auto" else detect_format(objects)
+    if name is None or name not in FORMATS:
+        return set()
+    days: set[date] = set()
+    for obj in objects:
+        try:
+            days.update(trace["ts"].date() for trace in FORMATS[name].normalise(obj, ingest))
+        except Exception:  # a bad record says nothing about days; the ingest quarantines it
+            continue
+    return days

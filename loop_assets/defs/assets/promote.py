@@ -1,0 +1,133 @@
+"""PROMOTE: promoted candidates to `eval_suite`, with provenance, and the suite's invariants as checks."""
+
+import dagster as dg
+import polars as pl
+
+from loop_assets.defs.metadata import markdown_preview, table_metadata
+from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
+from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
+from loop_assets.promote.promotion import promote_day
+from loop_assets.promote.suite_checks import incomplete_provenance, near_duplicate_pairs, repeated_text_hashes
+from loop_assets.report.suite_quality import quality_by_app, suite_quality
+from loop_assets.tables import empty
+from loop_assets.warehouse import query, replace_partitions
+
+NO_NEAR_DUPLICATES = "no_near_duplicate_cases"
+COMPLETE_PROVENANCE = "complete_provenance"
+UNIQUE_TEXT = "unique_case_text"
+
+
+@dg.asset(
+    deps=["graded_candidates"],
+    description="The eval suite: one row per promoted case with its input, expected output, grading rule, "
+    "weight, label, status and full provenance (trace, file:line, signals, cluster, threshold, run). "
+    "Append-only: a case once written is never deleted or rewritten. Partitioned by the day of the trace the "
+    "case was promoted from; the suite as of day D is every case whose in_suite_from is <= D (a case late "
+    "data adds joins the version after the latest graded day, so a past version never changes).",
+    kinds={"duckdb", "polars"},
+    group_name="promote",
+    metadata=table_metadata("eval_suite"),
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    pool=DUCKDB_POOL,
+    check_specs=[
+        dg.AssetCheckSpec(
+            NO_NEAR_DUPLICATES,
+            asset="eval_suite",
+            description="No two active cases of one app at or above the threshold they were promoted under.",
+        ),
+        dg.AssetCheckSpec(
+            COMPLETE_PROVENANCE,
+            asset="eval_suite",
+            description="Every case carries trace, file:line, signals, cluster, threshold, run and times.",
+        ),
+        dg.AssetCheckSpec(
+            UNIQUE_TEXT,
+            asset="eval_suite",
+            description="No exact input text (app, text hash) appears in two active cases.",
+        ),
+    ],
+)
+def eval_suite(context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse, embedder: Embedder):
+    config = settings.config()
+    days = partition_days(context)
+    written: list[pl.DataFrame] = [empty("eval_suite")]
+    with warehouse.get_connection() as con:
+        for day in days:
+            cases = promote_day(con, day, config, context.run_id, embedder.model_id(config))
+            replace_partitions(con, "eval_suite", [day], {"eval_suite": cases}, context.run_id)
+            written.append(cases)
+        suite = query(con, "SELECT * FROM eval_suite ORDER BY day, case_id")
+        quality = suite_quality(con, days)
+    promoted = pl.concat(written)
+    new = promoted.filter(pl.col("promoted_run_id") == context.run_id)
+    as_of = suite.filter(pl.coalesce("in_suite_from", "day") <= days[-1])
+    totals = quality_by_app(quality)
+    inputs, skipped = int(totals["failing_inputs"].sum()), int(totals["skipped"].sum())
+    covered = int(totals["promoted"].sum() + totals["duplicates"].sum())
+    pairs, gaps, repeats = near_duplicate_pairs(suite), incomplete_provenance(suite), repeated_text_hashes(suite)
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": promoted.height,
+            "promoted": new.height,
+            "failing_inputs": inputs,
+            "uncovered_inputs": int(totals["uncovered"].sum()),
+            "coverage": round(covered / (inputs - skipped), 4) if inputs > skipped else 1.0,
+            "suite_quality": markdown_preview(
+                quality.with_columns(pl.col("day").cast(pl.String)).select(
+                    "day",
+                    "app",
+                    "failing_inputs",
+                    "promoted",
+                    "duplicates",
+                    "skipped",
+                    "uncovered",
+                    "coverage",
+                    "duplicate_similarity_p10",
+                    "duplicate_similarity_p50",
+                    "suite_size",
+                ),
+                limit=50,
+            ),
+            "suite_size": as_of.filter(pl.col("status") == "active").height,
+            "suite_apps": dg.MetadataValue.json(as_of.group_by("app").len().sort("app").to_dicts()),
+            "newest_cases": markdown_preview(
+                promoted.sort(["promoted_at", "weight"], descending=True).select(
+                    "case_id",
+                    "label",
+                    "weight",
+                    pl.format("{}:{}", "source_file", "source_line").alias("source"),
+                )
+            ),
+            "lineage": markdown_preview(
+                promoted.select(
+                    "case_id",
+                    "trace_id",
+                    pl.format("{}:{}", "source_file", "source_line").alias("file:line"),
+                    pl.col("failure_signals")
+                    .list.eval(pl.element().struct.field("scorer"))
+                    .list.join("+")
+                    .alias("signals"),
+                    "cluster_id",
+                    "nearest_similarity",
+                    "promoted_run_id",
+                ),
+                limit=50,
+            ),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name=NO_NEAR_DUPLICATES,
+        passed=pairs.height == 0,
+        metadata={"pairs": pairs.height, "examples": markdown_preview(pairs)},
+    )
+    yield dg.AssetCheckResult(
+        check_name=COMPLETE_PROVENANCE,
+        passed=gaps.height == 0,
+        metadata={"incomplete_cases": gaps.height, "examples": markdown_preview(gaps)},
+    )
+    yield dg.AssetCheckResult(
+        check_name=UNIQUE_TEXT,
+        passed=repeats.height == 0,
+        metadata={"repeated": repeats.height, "examples": markdown_preview(repeats)},
+    )

@@ -1,0 +1,1 @@
+"""PROMOTE: graded candidates to eval cases that carry their provenance, and the suite's invariants."""

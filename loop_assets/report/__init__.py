@@ -1,0 +1,1 @@
+"""REPORT: what the loop built, for people: summaries, coverage, suite quality and lineage."""
