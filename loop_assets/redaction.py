@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import json
 import re
+import string
 import sys
 import threading
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,18 +49,21 @@ from typing import Any
 
 import polars as pl
 
-ENTITIES = ("email", "phone", "card", "iban", "ip", "secret")
-SECRET_KINDS = ("api_key", "jwt", "bearer_token", "password")
+ENTITIES = ("email", "phone", "card", "iban", "ip", "secret", "ssn", "passport")
+SECRET_KINDS = ("private_key", "jwt", "api_key", "bearer_token", "password")
 PLACEHOLDERS: dict[str, str] = {
     "email": "<EMAIL>",
     "phone": "<PHONE>",
     "card": "<CARD>",
     "iban": "<IBAN>",
     "ip": "<IP>",
+    "ssn": "<SSN>",
+    "passport": "<PASSPORT>",
     "api_key": "<API_KEY>",
     "jwt": "<JWT>",
     "bearer_token": "<BEARER_TOKEN>",
     "password": "<PASSWORD>",
+    "private_key": "<PRIVATE_KEY>",
 }
 KINDS = tuple(PLACEHOLDERS)
 # Regions whose national formats are recognised; numbers written with +country code are found for any country.
@@ -75,19 +80,26 @@ _PRESIDIO_KIND = {
     "JWT": "jwt",
     "BEARER_TOKEN": "bearer_token",
     "PASSWORD": "password",
+    "PRIVATE_KEY": "private_key",
+    "US_SSN": "ssn",
+    "PASSPORT": "passport",
 }
 _ENTITY_OF_KIND = {**{k: k for k in ENTITIES if k != "secret"}, **{k: "secret" for k in SECRET_KINDS}}
 # When two findings overlap, a secret wins (the earlier here first); otherwise the longer finding,
 # then the earlier kind here.
-_PRIORITY = ("jwt", "api_key", "password", "bearer_token", "card", "iban", "email", "ip", "phone")
+_PRIORITY = (*SECRET_KINDS, "card", "iban", "ssn", "passport", "email", "ip", "phone")
 # Results scoring below this are dropped: Presidio's bare IPv6 `::` (0.1) would eat Python slices.
 _SCORE_THRESHOLD = 0.35
+# A weak pattern result (Presidio's bare 9-digit SSN, a passport number) counts only after its context
+# words, and then scores this. Presidio's own context enhancer needs the tokens of an NLP model.
+_CONTEXT_SCORE = 0.6
+_CONTEXT_CHARS = 80
 
 # Cheap screen: a text none of the recognisers could fire on (no digit, no @ or :, no secret marker)
 # skips the analyzer. A superset of every recogniser's trigger, so it never hides a finding.
 _MAYBE = re.compile(
-    r"[0-9@:]|bearer|passw|pwd|key|secret|token|eyJ|A(?:KIA|SIA|BIA|CCA|IDA|ROA|IPA|NPA|NVA|GPA)|gh[pousr]_"
-    r"|github_pat_|xox|AIza|hf_|[sr]k[-_]",
+    r"[0-9@:]|bearer|pass|pwd|key|secret|token|eyJ|A(?:KIA|SIA|BIA|CCA|IDA|ROA|IPA|NPA|NVA|GPA)|gh[pousr]_"
+    r"|github_pat_|xox|AIza|hf_|[sr]k[-_]|whsec|SG\.|-----BEGIN",
     re.IGNORECASE,
 )
 
@@ -101,9 +113,27 @@ _MEMO_MAX_ENTRIES = 10_000
 
 _SLICE_LIKE = re.compile(r"::[0-9A-Fa-f]{0,4}(?:/\d{1,3})?")
 
-_PHONE_CONTEXT_WORDS = re.compile(
-    r"\b(?:phone|tel|call|mobile|cell|number|num|no|fax|whats ?app|sms|text|contact|reach|dial|ring|landline|"
-    r"telefon|t[ée]l[ée]phone|tel[ée]fono|handy|portable|m[óo]vil|celular)\w*(?:\W+\w+){0,3}?\W*$",
+
+def _context_before(words: str, gap: int = 3) -> re.Pattern[str]:
+    """Text that ends within `gap` words after one of `words` (a regex alternation).
+
+    Only words of letters count toward the gap; digits, punctuation and placeholders (`<PHONE>`) do
+    not, so a decision is the same before and after its neighbours are redacted (idempotence:
+    `Mobile: +1 415 555 2671 Desk: 5403926876` on the first pass as on the second)."""
+    filler = r"(?:[^A-Za-z<]|<[A-Z_]{2,}>|<)*"
+    return re.compile(rf"\b(?:{words})[A-Za-z]*{filler}(?:[A-Za-z]+{filler}){{0,{gap}}}$", re.IGNORECASE)
+
+
+_PHONE_CONTEXT_WORDS = _context_before(
+    r"phone|tel|call|mobile|cell|number|num|no|fax|whats ?app|sms|text|contact|reach|dial|ring|landline|desk|office"
+    r"|direct|telefon|t[ée]l[ée]phone|tel[ée]fono|handy|portable|m[óo]vil|celular"
+)
+# A number right after one of these (`invoice 2024-000123`, `order #4155550132`) is an identifier, not a phone
+# number, unless a phone word comes within a few words before it or it is written with its +country code.
+_ID_WORD_BEFORE = re.compile(
+    r"\b(?:invoice|inv|order|ord|ref|reference|ticket|case|tracking|sku|serial|id|po|transaction|txn|receipt"
+    r"|booking|confirmation|policy|claim|member|customer|account|acct|item|part|model|version|build|release|batch"
+    r"|lot|job|run|request|req)(?:\W{1,3}(?:no|nr|number|num|id|ref|code))?\W{0,3}$",
     re.IGNORECASE,
 )
 _PART_OF_TOKEN_BEFORE = set("-_/#@&=.")
@@ -114,8 +144,10 @@ def _phone_span(text: str, start: int, end: int) -> tuple[int, int] | None:
     """The span of a libphonenumber match as a phone finding, or None when it is part of something else.
 
     An unbalanced bracket at either end is left out of the span. A number without `+` glued to an
-    identifier (`ORD-2026-118734`, `id/4155550132`) is not a phone number. A bare run of digits without `+`
-    (`epoch 1763290325`) counts only within a few words after a phone word (`call me on`, `tel`, ...).
+    identifier (`ORD-2026-118734`, `id/4155550132`) is not a phone number; a label glued after it with a
+    dash is fine (`540-392-6876-Office`). A bare run of digits without `+` (`epoch 1763290325`) counts only
+    within a few words after a phone word (`call me on`, `tel`, ...), and a number right after an
+    identifier word (`invoice 2024-000123`) only when a phone word comes first.
     """
     value = text[start:end]
     if value.startswith("(") and ")" not in value:
@@ -128,26 +160,59 @@ def _phone_span(text: str, start: int, end: int) -> tuple[int, int] | None:
     glued = before in _PART_OF_TOKEN_BEFORE and start > 1 and text[start - 2].isalnum()
     if glued and text[start] != "+":
         return None
-    if after in _PART_OF_TOKEN_AFTER and following.isalnum():
+    if after in _PART_OF_TOKEN_AFTER and following.isalnum() and not (after == "-" and following.isalpha()):
         return None
-    if text[start:end].isdigit() and not _PHONE_CONTEXT_WORDS.search(text[max(0, start - 50) : start]):
-        return None
+    if text[start] != "+":
+        preceding = text[max(0, start - _CONTEXT_CHARS) : start]
+        phone_word = _PHONE_CONTEXT_WORDS.search(preceding)
+        if not phone_word and (text[start:end].isdigit() or _ID_WORD_BEFORE.search(preceding)):
+            return None
     return start, end
 
 
 _KEY_CHARS = r"[A-Za-z0-9_\-]"
+# A value that looks like a secret rather than a word: a digit, a symbol, or a capital after a small letter
+# (`CorrectHorseBatteryStaple`); so `password is wrong` and `token: expired` stay as they are.
+_SECRETISH = r"(?=[^\s\"'<>,;]*(?:[0-9!#$%^&*@?~+=]|[a-z][A-Z]))"
+# The value itself: 6+ characters up to a space or quote, a trailing `.`, `,`, `?` or `)` left out.
+_VALUE = r"[^\s\"'<>,;`]{5,}[^\s\"'<>,;`.?)\]]"
+_ASSIGN = r"[\"']?\s{0,3}(?:[:=]|\s(?:is|was|is now|now is|set to|changed to|reset to)\b)\s{0,3}[\"'`]?"
 _SECRET_PATTERNS: dict[str, list[tuple[str, str, float]]] = {
     # (name, regex, score); matched with the `regex` module (variable-width look-behind), case-sensitive.
+    "PRIVATE_KEY": [
+        # a PEM/OpenSSH/PGP private key block, or its beginning when the end was cut off
+        (
+            "pem",
+            r"-----BEGIN [A-Z0-9 ]{0,30}PRIVATE KEY(?: BLOCK)?-----"
+            r"(?:.{0,20000}?-----END [A-Z0-9 ]{0,30}PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s\\:,\-]*)",
+            0.95,
+        ),
+    ],
     "API_KEY": [
         ("openai_anthropic", rf"\bsk-(?:proj-|svcacct-|admin-|ant-)?(?=[A-Za-z_\-]*[0-9]){_KEY_CHARS}{{20,}}", 0.9),
-        ("stripe", r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}", 0.9),
+        ("stripe", r"\b(?:[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9+/=]{20,})", 0.9),
         ("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AIPA|ANPA|ANVA|AGPA)[A-Z0-9]{16}\b", 0.9),
         (
             "aws_secret_key",
-            r"(?i)(?<=aws_secret_access_key[\"']?\s{0,3}[:=]\s{0,3}[\"']?)[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])",
+            r"(?i)(?<=(?:aws_?secret_?access_?key|secret_?access_?key|aws_?secret_?key)[\"']?\s{0,3}[:=]\s{0,3}[\"']?)"
+            r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])",
             0.9,
         ),
+        # 40 base64 characters standing alone, with capitals, small letters and digits (an AWS secret key);
+        # hex digests (one case only) and paths (4+ slashes) are not.
+        (
+            "aws_secret_key_alone",
+            r"(?<![A-Za-z0-9/+=_\-.])(?<!(?i:bearer)\s{1,3})(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])"
+            r"(?=[A-Za-z0-9/+]{0,39}[0-9])(?!(?:[A-Za-z0-9+]*/){4})"
+            r"[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=_\-]|\.[A-Za-z0-9])",
+            0.6,
+        ),
+        ("azure_key", r"(?<=\b(?:AccountKey|SharedAccessKey)\s{0,2}=\s{0,2})[A-Za-z0-9+/]{20,}={0,2}", 0.9),
+        ("sendgrid", r"\bSG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}", 0.9),
+        ("slack_webhook", r"(?<=hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_\-]{20,}", 0.9),
+        ("discord_webhook", r"(?<=discord(?:app)?\.com/api/webhooks/)[0-9]+/[A-Za-z0-9_\-]{20,}", 0.9),
         ("github", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})\b", 0.9),
+        ("gitlab_npm_pypi", r"\b(?:glpat-[A-Za-z0-9_\-]{20,}|npm_[A-Za-z0-9]{36}|pypi-[A-Za-z0-9_\-]{50,})", 0.9),
         ("slack", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", 0.9),
         ("google", r"\bAIza[0-9A-Za-z_\-]{35}", 0.9),
         ("huggingface", r"\bhf_[A-Za-z0-9]{30,}\b", 0.9),
@@ -157,29 +222,80 @@ _SECRET_PATTERNS: dict[str, list[tuple[str, str, float]]] = {
             r"|secret|token)[\"']?\s{0,3}[:=]\s{0,3}[\"']?)(?=[^\s\"'<>,;]*[0-9])[^\s\"'<>,;]{8,}",
             0.8,
         ),
+        (
+            "prose",
+            r"(?i)(?<=\b(?:api[ _\-]?key|secret[ _\-]?key|client[ _\-]?secret)\s(?:is|was)\s{1,3}[\"'`]?)"
+            r"(?=[^\s\"'<>,;]*[0-9])" + _VALUE,
+            0.8,
+        ),
     ],
     "JWT": [
         ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*", 0.95),
     ],
     "BEARER_TOKEN": [
-        ("bearer", r"(?i)(?<=\bbearer\s{1,3})[A-Za-z0-9\-._~+/]{8,}=*", 0.85),
+        ("bearer", r"(?i)(?<=\bbearer\s{1,3})[A-Za-z0-9\-._~+/]{7,}[A-Za-z0-9\-_~+/]=*", 0.85),
+        (
+            "prose",
+            r"(?i)(?<=\b(?:bearer|access|auth|session|refresh|id)[ _\-]token" + _ASSIGN + r")(?-i:" + _SECRETISH + ")"
+            r"[A-Za-z0-9\-._~+/]{7,}[A-Za-z0-9\-_~+/=]",
+            0.8,
+        ),
     ],
     "PASSWORD": [
         ("url_password", r"(?i)(?<=\b[a-z][a-z0-9+.\-]{1,20}://[^\s:/@<>]{1,200}:)[^\s@/<>]{1,200}(?=@)", 0.9),
         (
-            "assignment",
-            r"(?i)(?<=\b(?:password|passwd|pwd)[\"']?\s{0,3}[:=]\s{0,3}[\"']?)(?=[^\s\"'<>,;]*[0-9!#$%^&*])"
-            r"[^\s\"'<>,;]{6,}",
+            # password=..., PGPASSWORD=..., DB_PASSWORD: ..., "my password is ...", "the passphrase was ..."
+            "assignment_or_prose",
+            r"(?i)(?<=\b[A-Za-z0-9_]{0,30}?(?:password|passwd|pwd|passphrase|passcode|pass ?word)" + _ASSIGN + ")"
+            r"(?-i:" + _SECRETISH + ")" + _VALUE,
             0.8,
         ),
     ],
 }
 
-# Extra card patterns beside Presidio's own: Mastercard 2-series (2221-2720) and 17-19 digit numbers.
+# Extra card patterns beside Presidio's own (all Luhn-checked): Mastercard 2-series (2221-2720), 17-19 digit
+# numbers, Diners in its 4-6-4 grouping, 12-digit Maestro, 15-digit JCB, and numbers grouped with dots.
 _CARD_PATTERNS = [
     ("mastercard_2_series", r"\b2(?:2[2-9]\d|[3-6]\d\d|7[01]\d|720)[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}\b", 0.3),
     ("long_cards", r"\b[3-6]\d{3}[- ]?\d{4}[- ]?\d{4}[- ]?\d{4}[- ]?\d{1,3}\b", 0.3),
+    ("diners_14", r"\b3(?:0[0-5]|[689]\d)\d[- ]?\d{6}[- ]?\d{4}\b", 0.3),
+    ("maestro_12", r"\b(?:5018|5020|5038|5893|6304|6759|676[1-3])([- ]?)\d{4}\1\d{4}\b", 0.3),
+    ("jcb_15", r"\b(?:2131|1800)(?:([- ]?)\d{6}\1\d{5}|([- ]?)\d{4}\2\d{4}\2\d{3})\b", 0.3),
+    ("dotted", r"\b[2-6]\d{3}\.\d{4,6}\.\d{4,5}(?:\.\d{1,4})?\b", 0.3),
 ]
+
+# The IP rule. An address is redacted wherever it stands (`connect to 10.0.0.1`, `host=10.0.0.1`), except
+# where it is not one: a dotted quad right after a version word (`firmware 1.2.3.4`, `version 10.0.0.1`),
+# four numbers inside a longer dotted run (`1.3.6.1.4.1.311`), and `x::y` with decimal parts (`a[1::2]`).
+_VERSION_WORD_BEFORE = re.compile(
+    r"\b(?:v|ver|version|versions|firmware|fw|build|release|rel|driver|kernel|bios|patch|update|upgrade|python"
+    r"|node|java|sdk|agent|package|pkg|app|ios|android|chrome|firefox|os)\W{0,3}(?:(?:is|was|to|from|of|at|on)"
+    r"\W{1,3})?$",
+    re.IGNORECASE,
+)
+_DECIMAL_SLICE = re.compile(r"\d{0,4}::\d{0,4}")
+
+
+def _ip_kept(text: str, start: int, end: int) -> bool:
+    value = text[start:end]
+    if ":" in value:
+        return not _DECIMAL_SLICE.fullmatch(value)
+    if re.search(r"\d\.$", text[max(0, start - 2) : start]) or re.match(r"\.\d", text[end : end + 2]):
+        return False
+    return not _VERSION_WORD_BEFORE.search(text[max(0, start - 30) : start])
+
+
+_SSN_CONTEXT = _context_before(r"ssn|ssns|ss#|ss\s*no|social\s+security|social\s+sec|itin|taxpayer\s+id")
+_PASSPORT_CONTEXT = _context_before(r"passport|passports|reisepass|passeport|pasaporte|passaporto", gap=2)
+# Passport numbers: Presidio's US shapes (9 digits, a letter and 8 digits), and 6-9 capitals and digits with
+# a digit (most other countries), all weak: they count only after a passport word.
+_PASSPORT_PATTERNS = [
+    ("us_passport", r"\b[0-9]{9}\b", 0.05),
+    ("us_passport_next_generation", r"\b[A-Z][0-9]{8}\b", 0.05),
+    ("passport", r"\b(?=[A-Z0-9]{0,8}[0-9])[A-Z0-9]{6,9}\b", 0.05),
+]
+_ASCII_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
+_IBAN_CANDIDATE = re.compile(r"(?<![A-Z0-9])[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]){11,32}")
 
 
 @dataclass(frozen=True)
@@ -266,15 +382,69 @@ class Redactor:
             def invalidate_result(self, pattern_text: str) -> bool:
                 return bool(_SLICE_LIKE.fullmatch(pattern_text)) or bool(super().invalidate_result(pattern_text))
 
+            def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+                results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+                return [r for r in results if _ip_kept(text, r.start, r.end)]
+
+        class Iban(recognisers.IbanRecognizer):
+            # Presidio's IBAN pattern reads capitals and, where a 4-letter word follows (`BE34... FAIL`), runs
+            # into it and fails the checksum. So the text is also read in capitals (`de89 3704 ...`), and each
+            # candidate there not found yet is cut back to its longest prefix, at a group boundary, that passes
+            # Presidio's own validation (country format and mod-97 checksum).
+            def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+                results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+                for candidate in _IBAN_CANDIDATE.finditer(text.translate(_ASCII_UPPER)):
+                    if any(r.start <= candidate.start() < r.end for r in results):
+                        continue
+                    value, start = candidate.group(), candidate.start()
+                    for end in range(len(value), 14, -1):
+                        boundary = end == len(value) or value[end] in " -"
+                        if boundary and value[end - 1] not in " -" and self.validate_result(value[:end]):
+                            metadata = {
+                                presidio.RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                presidio.RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                            }
+                            results.append(
+                                presidio.RecognizerResult(
+                                    "IBAN_CODE", start, start + end, 1.0, recognition_metadata=metadata
+                                )
+                            )
+                            break
+                return results
+
+        def with_context(base: type, context: re.Pattern[str]) -> type:
+            """`base` whose weak results count when `context` words come just before them."""
+
+            class ContextGated(base):
+                def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+                    results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+                    for result in results:
+                        before = text[max(0, result.start - _CONTEXT_CHARS) : result.start]
+                        if result.score < _SCORE_THRESHOLD and context.search(before):
+                            result.score = _CONTEXT_SCORE
+                    return results
+
+            ContextGated.__name__ = base.__name__
+            return ContextGated
+
         PhoneRecognizer = recognisers.PhoneRecognizer
         international = PhoneRecognizer(supported_regions=self.phone_regions[:1] or ("US",), leniency=1)
         card = recognisers.CreditCardRecognizer
+        card_patterns = [*card.PATTERNS, *(Pattern(n, r, s) for n, r, s in _CARD_PATTERNS)]
         wanted: dict[str, list] = {
             "email": [Email()],
             "phone": [Phone(supported_regions=self.phone_regions, leniency=1)],
-            "card": [card(patterns=[*card.PATTERNS, *(Pattern(n, r, s) for n, r, s in _CARD_PATTERNS)])],
-            "iban": [recognisers.IbanRecognizer()],
+            "card": [card(patterns=card_patterns, replacement_pairs=[("-", ""), (" ", ""), (".", "")])],
+            "iban": [Iban()],
             "ip": [Ip()],
+            "ssn": [with_context(recognisers.UsSsnRecognizer, _SSN_CONTEXT)()],
+            "passport": [
+                with_context(PatternRecognizer, _PASSPORT_CONTEXT)(
+                    supported_entity="PASSPORT",
+                    name="eval_loop_passport",
+                    patterns=[Pattern(name, regex, score) for name, regex, score in _PASSPORT_PATTERNS],
+                )
+            ],
             "secret": [
                 PatternRecognizer(
                     supported_entity=entity,
@@ -311,17 +481,27 @@ class Redactor:
         return self._find(text)[0]
 
     def _find(self, text: str) -> tuple[list[Finding], bool]:
-        """(findings, whether a finding dropped for an overlap reached beyond the ones kept)."""
-        if not self.entities or not text or not _MAYBE.search(text):
+        """(findings, whether a finding dropped for an overlap reached beyond the ones kept).
+
+        The recognisers read the NFKC form of the text (see _normalised); findings are spans of `text`."""
+        if not self.entities or not text:
             return [], False
-        results = self.engine.analyze(text=text, language="en")
+        view, origin = _normalised(text)
+        if not _MAYBE.search(view):
+            return [], False
+        results = self.engine.analyze(text=view, language="en")
         found = [
             Finding(r.start, r.end, _PRESIDIO_KIND[r.entity_type])
             for r in results
             if r.entity_type in _PRESIDIO_KIND and r.end > r.start and _PRESIDIO_KIND[r.entity_type] in self.kinds
         ]
+        if origin is not None:
+            found = [Finding(origin[f.start], origin[f.end - 1] + 1, f.kind) for f in found]
         # Secrets first (by priority), then the longest finding (an IBAN over a card-like run inside it).
-        found.sort(key=lambda f: (min(_PRIORITY.index(f.kind), 4), f.start - f.end, _PRIORITY.index(f.kind), f.start))
+        rank = len(SECRET_KINDS)
+        found.sort(
+            key=lambda f: (min(_PRIORITY.index(f.kind), rank), f.start - f.end, _PRIORITY.index(f.kind), f.start)
+        )
         chosen: list[Finding] = []
         residue = False
         for f in found:
@@ -365,7 +545,7 @@ class Redactor:
 
     def redact(self, text: str, counts: Counter | None = None, json_aware: bool = True) -> str:
         """`text` redacted; a JSON document is redacted inside its strings and stays valid JSON."""
-        if not text or not _MAYBE.search(text):
+        if not text or (text.isascii() and not _MAYBE.search(text)):
             return text
         if json_aware:
             document = _json_document(text)
@@ -390,6 +570,33 @@ class Redactor:
         if isinstance(value, dict):
             return {self.redact_plain(k, counts): self._walk(v, counts) for k, v in value.items()}
         return value
+
+
+# Invisible format characters (zero-width space and joiners, soft hyphen, bidi controls, BOM): left out of
+# what the recognisers read, so `4111\u200b1111 ...` is a card number too.
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
+
+
+def _normalised(text: str) -> tuple[str, list[int] | None]:
+    """(what the recognisers read, the index in `text` of each of its characters; None when it is `text`).
+
+    The embedded text is NFKC-normalised (loop_assets/dedup/text.py), which turns fullwidth `４１１１` and
+    `ａ＠ｂ．ｃｏｍ` into ASCII; so the recognisers read the NFKC form, character by character so that every
+    finding maps back to a span of the text as written, which is what gets replaced. Characters that are
+    not found in anything keep their own form."""
+    if text.isascii() or (unicodedata.is_normalized("NFKC", text) and not _INVISIBLE.search(text)):
+        return text, None
+    chars: list[str] = []
+    origin: list[int] = []
+    for i, char in enumerate(text):
+        if char.isascii():
+            chars.append(char)
+            origin.append(i)
+        elif not _INVISIBLE.match(char):
+            normal = unicodedata.normalize("NFKC", char)
+            chars.append(normal)
+            origin.extend([i] * len(normal))
+    return "".join(chars), origin
 
 
 def _json_document(text: str) -> Any:

@@ -30,6 +30,7 @@ class Sample:
     value: str
     text: str
     expected: str
+    variant: str = ""
 
 
 SENTENCES = [
@@ -353,4 +354,250 @@ NOT_PII = [
     "The token limit is 4096 and the key point is brevity; my password manager is fine.",
     "A skeleton key and sk-learn compatible estimators; the bearer of bad news.",
     "Tracking number 1Z999AA10123456784 shipped via UPS.",
+]
+
+
+# ------------------------------------------------------------------ the held-out set: shapes the first set lacks
+#
+# `held_out(seed)` seeds values in shapes an adversarial user found leaking (issue 16): fullwidth digits and
+# letters, lowercase IBANs, cards of other lengths and separators, phone numbers with a label glued on,
+# passwords and keys in prose and in configuration syntax, PEM private keys, US SSNs and passport numbers.
+# Its sentences are its own (not SENTENCES), so it measures more than the patterns were written against.
+
+HELD_OUT_TYPES = ("email", "phone", "card", "iban", "ip", "password", "private_key", "api_key", "ssn", "passport")
+HELD_OUT_SENTENCES = [
+    "{}",
+    "hi, {} - can you look into it asap?",
+    "Ticket 8812: customer says {} and nothing happens.",
+    "As requested:\n\n{}\n\nregards",
+    "I pasted {} into the form but it was rejected.",
+    "why is this not working?? {}",
+    "- {}\n- retry count: 3",
+    "Support note (internal): {}.",
+]
+_FULLWIDTH = {c: chr(ord(c) + 0xFEE0) for c in string.ascii_letters + string.digits + "@.+-_"}
+
+
+def fullwidth(text: str) -> str:
+    """`text` in fullwidth forms (U+FF01..U+FF5E), which NFKC turns back into ASCII; spaces become U+3000."""
+    return "".join(_FULLWIDTH.get(c, "\u3000" if c == " " else c) for c in text)
+
+
+def _group(number: str, sizes: tuple[int, ...], sep: str) -> str:
+    parts, at = [], 0
+    for size in sizes:
+        parts.append(number[at : at + size])
+        at += size
+    return sep.join(parts)
+
+
+def _card(rng: random.Random, prefix: str, length: int) -> str:
+    body = prefix + "".join(rng.choice(string.digits) for _ in range(length - 1 - len(prefix)))
+    return body + luhn_digit(body)
+
+
+def _ssn(rng: random.Random) -> str:
+    while True:
+        area, group, serial = rng.randint(1, 899), rng.randint(1, 99), rng.randint(1, 9999)
+        if area != 666:
+            return f"{area:03d}{group:02d}{serial:04d}"
+
+
+def _b64(rng: random.Random, n: int) -> str:
+    return _rand(rng, n, ALNUM + "+/")
+
+
+def _aws_secret(rng: random.Random) -> str:
+    while True:
+        value = _rand(rng, 40, ALNUM + "+/")
+        if any(c.isupper() for c in value) and any(c.islower() for c in value):
+            return value
+
+
+def _pem(rng: random.Random) -> str:
+    label = rng.choice(
+        ["RSA PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY", "OPENSSH PRIVATE KEY", "ENCRYPTED PRIVATE KEY"]
+    )
+    lines = [_b64(rng, 64) for _ in range(rng.randint(3, 12))] + [_b64(rng, rng.randint(8, 63)) + "=="]
+    return f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----"
+
+
+def _password(rng: random.Random) -> str:
+    shapes = [
+        lambda: _rand(rng, rng.randint(8, 16), ALNUM + "!$%^*-_#"),
+        lambda: "".join(
+            w.capitalize()
+            for w in rng.sample(["correct", "horse", "battery", "staple", "blue", "river", "moon", "tiger", "paper"], 4)
+        ),
+        lambda: (
+            rng.choice(["Summer", "Winter", "Welcome", "Passw0rd", "Letmein"])
+            + str(rng.randint(10, 2030))
+            + rng.choice(["!", "", "#", "@"])
+        ),
+        lambda: "".join(rng.choice(string.ascii_letters) for _ in range(5)) + "@" + _rand(rng, 6, ALNUM),
+    ]
+    return rng.choice(shapes)()
+
+
+def held_out(seed: int = 11, per_variant: int = 24) -> list[Sample]:
+    """Values of HELD_OUT_TYPES in the shapes above; `variant` names the shape (recall is reported per type)."""
+    rng = random.Random(seed)
+    samples: list[Sample] = []
+
+    def add(kind: str, variant: str, value: str, text: str, expected: str) -> None:
+        sentence = rng.choice(HELD_OUT_SENTENCES)
+        samples.append(Sample(kind, value, sentence.format(text), sentence.format(expected), variant))
+
+    def plain(kind: str, variant: str, value: str, template: str, placeholder: str) -> None:
+        add(kind, variant, value, template.format(value), template.format(placeholder))
+
+    for _ in range(per_variant):
+        # emails
+        email = rng.choice(emails(rng, 1))
+        plain("email", "fullwidth", fullwidth(email), rng.choice(["mail {}", "email: {}", "{}"]), "<EMAIL>")
+        plain("email", "angle_brackets", email, rng.choice(["From: Ana <{}>", "reply-to <{}>"]), "<EMAIL>")
+        # phones
+        us = _valid_number(rng, "US")
+        national = phonenumbers.national_significant_number(us)
+        dashed = f"{national[:3]}-{national[3:6]}-{national[6:]}"
+        label = rng.choice(["Office", "Fax", "Home", "Cell", "Work"])
+        plain("phone", "label_glued", dashed, "{}-" + label, "<PHONE>")
+        international = phonenumbers.format_number(
+            _valid_number(rng, rng.choice(["GB", "DE", "FR"])), phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        )
+        plain("phone", "fullwidth", fullwidth(international), rng.choice(["tel {}", "call me on {}", "{}"]), "<PHONE>")
+        first = phonenumbers.format_number(_valid_number(rng, "US"), phonenumbers.PhoneNumberFormat.NATIONAL)
+        word = rng.choice(["Desk", "Office", "Direct", "Work"])
+        add(
+            "phone",
+            "second_number",
+            national,
+            f"Mobile: {first} {word}: {national}",
+            f"Mobile: <PHONE> {word}: <PHONE>",
+        )
+        plain(
+            "phone", "us_parenthesised", f"({national[:3]}) {national[3:6]}-{national[6:]}", "reach me at {}", "<PHONE>"
+        )
+        # cards
+        diners = _card(rng, rng.choice(["36", "38", "300", "305"]), 14)
+        plain("card", "diners_14", _group(diners, (4, 6, 4), rng.choice([" ", "-", ""])), "card {}", "<CARD>")
+        visa = _card(rng, "4", 16)
+        plain("card", "dotted", _group(visa, (4, 4, 4, 4), "."), rng.choice(["card {}", "{}"]), "<CARD>")
+        maestro = _card(rng, rng.choice(["6759", "6304", "5018", "6761"]), 12)
+        plain("card", "maestro_12", _group(maestro, (4, 4, 4), rng.choice([" ", "-", ""])), "maestro {}", "<CARD>")
+        jcb = _card(rng, rng.choice(["2131", "1800"]), 15)
+        plain(
+            "card",
+            "jcb_15",
+            _group(jcb, rng.choice([(4, 6, 5), (4, 4, 4, 3)]), rng.choice([" ", ""])),
+            "JCB card {}",
+            "<CARD>",
+        )
+        master = _card(rng, rng.choice(["51", "55", "4"]), 16)
+        plain(
+            "card", "fullwidth", fullwidth(_group(master, (4, 4, 4, 4), " ")), rng.choice(["card {}", "{}"]), "<CARD>"
+        )
+        # IBANs
+        iban = ibans(rng, 2)[rng.randint(0, 1)]
+        plain("iban", "lowercase", iban.lower(), rng.choice(["iban {}", "send it to {}"]), "<IBAN>")
+        plain("iban", "fullwidth", fullwidth(iban), "IBAN {}", "<IBAN>")
+        # IPs
+        ip = ips(rng, 1)[0]
+        plain("ip", "after_verb", ip, rng.choice(["connect to {}", "ping {} fails", "ssh admin@{}", "host={}"]), "<IP>")
+        # passwords
+        password = _password(rng)
+        template = rng.choice(
+            [
+                "my password is {}",
+                "the password: {}",
+                "Password was {} until yesterday",
+                "PGPASSWORD={} psql -h db -U app",
+                "Server=db;Database=app;User Id=sa;Password={};",
+                "DB_PASSWORD={}",
+                "pwd: {}",
+                "new passphrase is {}",
+            ]
+        )
+        plain("password", template.split("{}")[0].strip() or "bare", password, template, "<PASSWORD>")
+        # private keys
+        plain(
+            "private_key",
+            "pem",
+            _pem(rng),
+            rng.choice(["{}", "key:\n{}", "here is the key {} (do not share)"]),
+            "<PRIVATE_KEY>",
+        )
+        # API keys and tokens
+        secret = _aws_secret(rng)
+        key_id = "AKIA" + _rand(rng, 16, string.ascii_uppercase + string.digits)
+        shape = rng.choice(
+            [
+                '{{"AccessKeyId": "{}", "SecretAccessKey": "{}"}}',
+                "aws_access_key_id={} aws_secret_access_key={}",
+                "AWS_SECRET_ACCESS_KEY: {1}",
+                "keys {} / {}",
+                "the secret key {1} leaked",
+            ]
+        )
+        add("api_key", "aws_secret", secret, shape.format(key_id, secret), shape.format("<API_KEY>", "<API_KEY>"))
+        account_key = _b64(rng, 86) + "=="
+        add(
+            "api_key",
+            "azure_account_key",
+            account_key,
+            f"DefaultEndpointsProtocol=https;AccountName=acme;AccountKey={account_key};EndpointSuffix=core.windows.net",
+            "DefaultEndpointsProtocol=https;AccountName=acme;AccountKey=<API_KEY>;EndpointSuffix=core.windows.net",
+        )
+        sendgrid = f"SG.{_rand(rng, 22, ALNUM + '_-')}.{_rand(rng, 43, ALNUM + '_-')}"
+        plain("api_key", "sendgrid", sendgrid, rng.choice(["SENDGRID_API_KEY={}", "sendgrid key {}"]), "<API_KEY>")
+        upper = string.ascii_uppercase + string.digits
+        hook = f"T{_rand(rng, 8, upper)}/B{_rand(rng, 10, upper)}/{_rand(rng, 24)}"
+        plain(
+            "api_key", "slack_webhook", hook, "posting to https://hooks.slack.com/services/{} returns 404", "<API_KEY>"
+        )
+        stripe = rng.choice(["whsec_", "sk_live_", "rk_live_"]) + _rand(rng, rng.choice([24, 32, 99]))
+        plain(
+            "api_key", "stripe", stripe, rng.choice(["STRIPE_KEY={}", "stripe says {} is invalid", "{}"]), "<API_KEY>"
+        )
+        token = _rand(rng, rng.randint(20, 39), ALNUM + "-._")
+        plain(
+            "api_key",
+            "bearer_prose",
+            token,
+            rng.choice(["the bearer token is {}", "the access token is {}", "Bearer {}"]),
+            "<BEARER_TOKEN>",
+        )
+        # SSNs
+        ssn = _ssn(rng)
+        shape = rng.choice(["{}-{}-{}", "{} {} {}", "{}{}{}"])
+        value = shape.format(ssn[:3], ssn[3:5], ssn[5:])
+        template = rng.choice(["SSN {}", "my social security number is {}", "ssn: {}", "SSN#{}", "social sec no {}"])
+        plain("ssn", "grouped" if shape != "{}{}{}" else "bare_9", value, template, "<SSN>")
+        # passports
+        passport = rng.choice(
+            [f"{rng.randint(10**8, 10**9 - 1)}", f"{rng.choice(string.ascii_uppercase)}{rng.randint(10**7, 10**8 - 1)}"]
+        )
+        template = rng.choice(["passport number {}", "Passport No. {}", "my passport: {}", "passport #{}"])
+        plain("passport", "after_word", passport, template, "<PASSPORT>")
+    return samples
+
+
+# Held-out look-alikes: each must come back unchanged (issue 16's false positives among them).
+HELD_OUT_NOT_PII = [
+    "invoice 2024-000123 is overdue",
+    "use a[1::2] and b[10::3] for the odd items",
+    "firmware 1.2.3.4 bricked the router",
+    "Upgrade to version 10.0.0.1 of the agent; build 4.18.0.553 is older.",
+    "OID 1.3.6.1.4.1.311 is Microsoft's arc",
+    "my password is wrong and my password is not working",
+    "the password is too short, the password manager is fine",
+    "Password reset: the password was changed",
+    "the bearer token is expired, the access token is missing",
+    "commit 9fceb02d0ae598e95dc970b74764b08f2b7e5e3c fixed it",
+    "sha1 DA39A3EE5E6B4B0D3255BFEF95601890AFD80709 is the empty string",
+    "Reference PO-4500012345, order 630412345678 shipped",
+    "the ratio is 1::2, see section 12.3.4",
+    "Call ID 2024-11-16-000045 closed",
+    "Dates: 2026-11-16, 11/16/2026, 16.11.2026",
+    "my account number is in the app and the SSN field is empty",
 ]

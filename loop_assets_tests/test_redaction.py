@@ -1,17 +1,21 @@
-"""PII and secret redaction (loop_assets/redaction.py) on a generated test set: recall per type, precision on
-look-alikes, idempotence, JSON messages, configuration, frames, and that it runs offline."""
+"""PII and secret redaction (loop_assets/redaction.py) on two generated test sets (the first, and a held-out
+one of the shapes issue 16 found leaking): recall per type, in the text as written and in the text as
+embedded, precision on look-alikes, idempotence, JSON messages, configuration, frames, and that it runs
+offline."""
 
 from __future__ import annotations
 
 import json
 import socket
 import time
+import unicodedata
 from collections import Counter, defaultdict
 
 import polars as pl
 import pytest
 
 from loop_assets.config import ConfigError, LoopConfig, RedactionConfig, load_config
+from loop_assets.dedup.text import normalised_text
 from loop_assets.redaction import (
     DEFAULT_PHONE_REGIONS,
     PLACEHOLDERS,
@@ -23,7 +27,17 @@ from loop_assets.redaction import (
     redactor,
 )
 from loop_assets.tables import SIGNAL
-from loop_assets_tests.pii_corpus import NOT_PII, TYPES, corpus, iban_check_digits, luhn_valid
+from loop_assets_tests.pii_corpus import (
+    HELD_OUT_NOT_PII,
+    HELD_OUT_TYPES,
+    NOT_PII,
+    TYPES,
+    corpus,
+    fullwidth,
+    held_out,
+    iban_check_digits,
+    luhn_valid,
+)
 
 RECALL_FLOOR = 0.99
 
@@ -78,12 +92,13 @@ def test_no_seeded_value_survives(samples, redacted):
     assert len(leaked) <= 0.01 * len(samples), leaked[:5]
 
 
-def test_counts_name_the_kind(samples, redacted):
+def test_counts_name_the_kind(samples, redacted, held, held_redacted):
     kinds = Counter()
-    for _, counts in redacted:
+    for _, counts in redacted + held_redacted:
         kinds.update(counts)
     assert set(kinds) == set(PLACEHOLDERS)  # every kind, secrets per kind
     assert kinds["email"] >= 200 and kinds["api_key"] >= 250 and kinds["jwt"] >= 40
+    assert kinds["ssn"] >= 20 and kinds["passport"] >= 20 and kinds["private_key"] >= 20
 
 
 @pytest.mark.parametrize("text", NOT_PII)
@@ -91,9 +106,102 @@ def test_lookalikes_are_left_alone(text):
     assert redact_text(text) == (text, {})
 
 
-def test_redacting_twice_is_redacting_once(redacted):
-    for text, _ in redacted:
+def test_redacting_twice_is_redacting_once(redacted, held_redacted):
+    for text, _ in redacted + held_redacted:
         assert redact_text(text) == (text, {})
+    # a bare number counts after a phone word; a redacted number before it does not change that
+    assert redact_text("Mobile: +1 415 555 2671 Desk: 5403926876")[0] == "Mobile: <PHONE> Desk: <PHONE>"
+    assert redact_text("Mobile: <PHONE> Desk: 5403926876")[0] == "Mobile: <PHONE> Desk: <PHONE>"
+
+
+# ------------------------------------------------------------------ the held-out set (issue 16)
+
+
+@pytest.fixture(scope="module")
+def held():
+    return held_out(seed=11)
+
+
+@pytest.fixture(scope="module")
+def held_redacted(held):
+    started = time.perf_counter()
+    out = [redact_text(s.text) for s in held]
+    print(f"\nredaction throughput on the held-out set: {len(held) / (time.perf_counter() - started):.0f} texts/s")
+    return out
+
+
+def _embedded(text: str) -> str:
+    """The text as the dedup step embeds it (NFKC, lower case, whitespace collapsed)."""
+    return pl.select(normalised_text(pl.lit(text), 100_000)).item()
+
+
+def test_the_held_out_set_covers_every_shape(held):
+    variants = {(s.type, s.variant) for s in held}
+    assert {t for t, _ in variants} == set(HELD_OUT_TYPES) and len(held) >= 500
+    for shape in ("fullwidth", "lowercase", "diners_14", "dotted", "maestro_12", "jcb_15", "label_glued", "pem"):
+        assert any(v == shape for _, v in variants), shape
+    texts = " ".join(s.text for s in held)
+    for marker in ("PGPASSWORD=", "AccountKey=", "SecretAccessKey", "hooks.slack.com", "whsec_", "SG.", "bearer token"):
+        assert marker in texts, marker
+
+
+def test_held_out_recall_is_at_least_99_percent_for_every_type(held, held_redacted):
+    hits, totals, misses = Counter(), Counter(), defaultdict(list)
+    for sample, (text, _) in zip(held, held_redacted, strict=True):
+        totals[sample.type] += 1
+        if text == sample.expected:
+            hits[sample.type] += 1
+        else:
+            misses[sample.type].append((sample.variant, sample.text, text))
+    recall = {t: hits[t] / totals[t] for t in HELD_OUT_TYPES}
+    print("\nheld-out recall per type:", {t: round(r, 4) for t, r in recall.items()})
+    assert all(r >= RECALL_FLOOR for r in recall.values()), {t: misses[t][:3] for t in misses}
+
+
+def test_no_held_out_value_reaches_the_embedded_text(held, held_redacted):
+    leaked = [
+        (s.type, s.variant, s.value)
+        for s, (text, _) in zip(held, held_redacted, strict=True)
+        if _embedded(s.value) in _embedded(text)
+    ]
+    assert leaked == []
+
+
+def test_fullwidth_values_are_redacted_where_they_stand_and_the_rest_keeps_its_form():
+    text = f"カード {fullwidth('4111 1111 1111 1111')}、メール {fullwidth('ana.lima@example.com')}、ＯＫ"
+    out, counts = redact_text(text)
+    assert out == "カード <CARD>、メール <EMAIL>、ＯＫ" and counts == {"card": 1, "email": 1}
+    assert _embedded(out) == unicodedata.normalize("NFKC", out).lower()
+    # zero-width characters do not hide a value either
+    assert redact_text("card 4111\u200b1111\u200b1111\u200b1111 ok")[0] == "card <CARD> ok"
+
+
+@pytest.mark.parametrize("text", HELD_OUT_NOT_PII)
+def test_held_out_lookalikes_are_left_alone(text):
+    assert redact_text(text) == (text, {})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # issue 16's reproduction
+        ("card ４１１１ １１１１ １１１１ １１１１", "card <CARD>"),
+        ("my password is CorrectHorseBatteryStaple", "my password is <PASSWORD>"),
+        ("iban de89 3704 0044 0532 0130 00", "iban <IBAN>"),
+        # the IP rule: an address is redacted wherever it stands, except right after a version word
+        ("connect to 10.0.0.1 and ping 192.168.1.20.", "connect to <IP> and ping <IP>."),
+        ("firmware 1.2.3.4 on host 10.0.0.1", "firmware 1.2.3.4 on host <IP>"),
+        ("a[1::2] but fe80::1 and ::ffff:10.0.0.1", "a[1::2] but <IP> and <IP>"),
+        # SSNs: grouped anywhere, nine bare digits only after an SSN word
+        ("order 219099999; SSN 078-05-1121, ssn: 219099998", "order 219099999; SSN <SSN>, ssn: <SSN>"),
+        ("passport no. X1234567 and passport 512345678", "passport no. <PASSPORT> and passport <PASSPORT>"),
+        ("invoice 2024-000123, call 2024-000123", "invoice 2024-000123, call <PHONE>"),
+        ("Fax: 540-392-6876-Fax", "Fax: <PHONE>-Fax"),
+        ("Password=Sup3r@Secret; and the password: hunter22.", "Password=<PASSWORD>; and the password: <PASSWORD>."),
+    ],
+)
+def test_held_out_examples(text, expected):
+    assert redact_text(text)[0] == expected
 
 
 @pytest.mark.parametrize(
@@ -164,6 +272,8 @@ def test_configuration_chooses_what_is_redacted(tmp_path):
     path.write_text("redaction: {phone_regions: [US, XX]}\n")
     with pytest.raises(ConfigError, match=r"redaction\.phone_regions.*XX"):
         load_config(path)
+    only_ssn, counts = redact_text("SSN 219-09-9999, mail a.b@example.com", RedactionConfig(entities=["ssn"]))
+    assert only_ssn == "SSN <SSN>, mail a.b@example.com" and counts == {"ssn": 1}
     path.write_text("redaction: {entities: [email, name]}\n")
     with pytest.raises(ConfigError, match=r"redaction\.entities"):
         load_config(path)
