@@ -30,12 +30,21 @@ import duckdb
 import polars as pl
 
 from loop_assets.capture.incoming import scan_incoming
-from loop_assets.capture.ingest import IngestResult
+from loop_assets.capture.rows import IngestResult
 from loop_assets.config import LoopConfig
 from loop_assets.warehouse import ensure_tables, logged_days, query, read_partitions, replace_partitions
 
 _PACKAGE = Path(__file__).resolve().parents[1]
-PARSER_SOURCES = ("capture/ingest.py", "capture/incoming.py", "capture/formats", "redaction.py")
+PARSER_SOURCES = (
+    "capture/ingest.py",
+    "capture/rows.py",
+    "capture/records.py",
+    "capture/workers.py",
+    "capture/routing.py",
+    "capture/incoming.py",
+    "capture/formats",
+    "redaction.py",
+)
 """Code whose change changes the rows an ingest writes; it is part of the fingerprint."""
 
 

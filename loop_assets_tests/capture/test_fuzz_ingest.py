@@ -41,7 +41,8 @@ import polars as pl
 import pytest
 
 from loop_assets.capture.formats import REASON_CODES
-from loop_assets.capture.ingest import IngestResult, ingest
+from loop_assets.capture.ingest import ingest
+from loop_assets.capture.rows import IngestResult
 from loop_assets.config import IngestConfig
 from loop_assets.devtools.sample_traffic import write_traffic
 from loop_assets_tests.capture.formats.helpers import check_accounting

@@ -15,7 +15,8 @@ import pytest
 from loop_assets import tables
 from loop_assets.capture.formats import REASON_CODES
 from loop_assets.capture.formats.base import record_hash
-from loop_assets.capture.ingest import IngestResult, ingest, list_trace_files
+from loop_assets.capture.ingest import ingest, list_trace_files
+from loop_assets.capture.rows import IngestResult
 from loop_assets.config import IngestConfig
 from loop_assets_tests.paths import FIXTURES
 

@@ -13,9 +13,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from loop_assets.capture import ingest as capture
+from loop_assets.capture import workers
 from loop_assets.config import LoopConfig
 from loop_assets.devtools.sample_traffic import SAMPLE_DIR
 
@@ -46,12 +48,12 @@ def ingest(folder: Path, workers: int, ingest_config=None):
 
 def test_worker_processes_give_exactly_the_serial_rows(incoming, monkeypatch):
     serial = ingest(incoming, workers=1)
-    monkeypatch.setattr(capture, "BATCH_LINES", 37)  # many batches per file, several in flight
+    monkeypatch.setattr(workers, "BATCH_LINES", 37)  # many batches per file, several in flight
     parallel = ingest(incoming, workers=2)
     assert serial.traces.height > 3000 and serial.quarantine["reason_code"].to_list().count("duplicate_record") > 400
     for frame in FRAMES:
         assert getattr(parallel, frame).equals(getattr(serial, frame)), frame
-    kept_bytes = parallel.quarantine.filter(capture.pl.col("reason_code") == "duplicate_record")["raw"]
+    kept_bytes = parallel.quarantine.filter(pl.col("reason_code") == "duplicate_record")["raw"]
     assert kept_bytes.null_count() == 0 and kept_bytes.str.starts_with("{").all()
 
 
@@ -60,7 +62,7 @@ def test_a_batch_whose_worker_is_killed_is_parsed_in_the_run_instead(incoming, m
     marker = tmp_path / "paused"
     monkeypatch.setenv("EVAL_LOOP_PAUSE_AT", "capture:worker")  # workers stop at their first batch...
     monkeypatch.setenv("EVAL_LOOP_PAUSE_MARKER", str(marker))
-    monkeypatch.setattr(capture, "BATCH_LINES", 200)
+    monkeypatch.setattr(workers, "BATCH_LINES", 200)
     done: dict[str, object] = {}
     thread = threading.Thread(target=lambda: done.update(result=ingest(incoming, workers=2)))
     thread.start()
@@ -86,18 +88,19 @@ def test_a_script_without_a_main_guard_parses_in_its_own_process(tmp_path):
     folder = tmp_path / "incoming"
     folder.mkdir()
     line = (SAMPLE_DIR / "traces-2026-11-16.jsonl").read_text().splitlines()[0]
-    (folder / "big.jsonl").write_text("\n".join([line] * (capture.BATCH_LINES + 10)) + "\n")
+    (folder / "big.jsonl").write_text("\n".join([line] * (workers.BATCH_LINES + 10)) + "\n")
     script = tmp_path / "unguarded.py"
     script.write_text(
         "from pathlib import Path\n"
         "from loop_assets.capture import ingest as capture\n"
+        "from loop_assets.capture import workers\n"
         "from loop_assets.config import LoopConfig\n"
-        "print('workers', capture._Workers(2).size)\n"
+        "print('workers', workers.Workers(2).size)\n"
         f"result = capture.ingest(Path({str(folder)!r}), LoopConfig().ingest, 'run-1')\n"
         "print('rows', result.traces.height + result.quarantine.height)\n"
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["workers 1", f"rows {capture.BATCH_LINES + 10}"]  # ran once, serially
+    assert done.stdout.splitlines() == ["workers 1", f"rows {workers.BATCH_LINES + 10}"]  # ran once, serially
     assert "bootstrapping" not in done.stderr
-    assert capture._Workers(2).size == 2  # pytest's own main is guarded: here the pool is used
+    assert workers.Workers(2).size == 2  # pytest's own main is guarded: here the pool is used

@@ -11,7 +11,8 @@ import polars as pl
 
 from loop_assets import tables
 from loop_assets.capture.formats import REASON_CODES
-from loop_assets.capture.ingest import SKIPPED_SCHEMA, IngestResult, ingest
+from loop_assets.capture.ingest import ingest
+from loop_assets.capture.rows import SKIPPED_SCHEMA, IngestResult
 from loop_assets.config import IngestConfig
 from loop_assets_tests.paths import FIXTURES as TEST_FIXTURES
 
