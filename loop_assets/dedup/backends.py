@@ -258,23 +258,10 @@ def _pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def calibration_texts(count: int = _CALIBRATION_TEXTS) -> list[str]:
-    """Last user turns of generated traffic (`sample_traffic`, all apps, healthy and failing), as the loop
-    normalises them: made in memory, deterministic, nothing downloaded."""
-    import gzip
-    import json as _json
-    from datetime import date
-
-    from loop_assets.devtools.sample_traffic import generate_traffic
-
-    texts: list[str] = []
-    for data in generate_traffic(days=1, per_day=count, seed=20261116, start=date(2026, 1, 5)).values():
-        for line in gzip.decompress(data).decode("utf-8").splitlines():
-            try:
-                messages = _json.loads(line)["request"]["messages"]
-                texts.append(" ".join(str(messages[-1]["content"]).split()).lower()[:2000])
-            except (ValueError, KeyError, TypeError, IndexError):
-                continue
-    return texts[:count]
+    """Last user turns of generated traffic (all apps, healthy and failing) as the loop normalises them,
+    shipped as data (calibration_texts.txt, made once by the traffic generator): nothing downloaded."""
+    lines = Path(__file__).with_name("calibration_texts.txt").read_text(encoding="utf-8").splitlines()
+    return lines[:count]
 
 
 def export_openvino_static(model_path: str | Path) -> Path:

@@ -404,3 +404,18 @@ def test_truncated_lines_are_a_prefix_of_a_record(sample: Sample):
     assert truncated
     for line in truncated:
         assert line.startswith('{"id":"tr_') and len(line) > 100
+
+
+def test_the_shipped_calibration_texts_are_the_generator_s_last_user_turns():
+    # dedup/calibration_texts.txt is data made once from generated traffic, so the runtime needs no generator
+    from loop_assets.dedup.backends import calibration_texts
+
+    texts = []
+    for data in st.generate_traffic(days=1, per_day=1000, seed=20261116, start=date(2026, 1, 5)).values():
+        for line in gzip.decompress(data).decode("utf-8").splitlines():
+            try:
+                messages = json.loads(line)["request"]["messages"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            texts.append(" ".join(str(messages[-1]["content"]).split()).lower()[:2000])
+    assert calibration_texts() == texts[:1000]
