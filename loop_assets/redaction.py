@@ -3,34 +3,23 @@ promoted or exported (and, when `redaction.at_ingest` is set, before traces are 
 
 Detection is Microsoft Presidio's analyzer (`presidio-analyzer`) with pattern recognisers only: its
 `NoOpNlpEngine` loads no spaCy or transformers model, so nothing is downloaded, ever. Presidio's own
-recognisers find emails, phone numbers (Google's libphonenumber, per configured region, plus every
-number written with its +country code), payment cards (Luhn-checked), IBANs (per-country format and
-mod-97 checksum) and IP addresses (IPv4 and IPv6, checked with `ipaddress`); eval-loop adds pattern
-recognisers for secrets. Each kind has its placeholder:
+recognisers find emails, phone numbers (libphonenumber), payment cards (Luhn), IBANs (mod-97), IP
+addresses and US SSNs; eval-loop adds card shapes, passport numbers and secrets (private keys, API keys,
+JWTs, bearer tokens, passwords), and the context rules Presidio's context enhancer would need an NLP
+model for (a bare number is a phone number after a phone word, an SSN after `SSN`, a passport number
+after `passport`). The README's "Personal data and secrets" lists every kind, the IP rule and what stays
+uncovered.
 
-- email, `<EMAIL>`: addresses whose domain ends in an alphabetic label (no public-suffix lookup, which
-  would go online);
-- phone, `<PHONE>`: numbers valid for a region of `redaction.phone_regions`, or written with +country
-  code (any country); a bare digit run only after a phone word ("call me on 4155552671");
-- card, `<CARD>`: 13-19 digit numbers of the major brands (Mastercard 2-series too), Luhn valid;
-- iban, `<IBAN>`: IBANs, grouped or not, with a valid country format and checksum;
-- ip, `<IP>`: IPv4 and IPv6 addresses (not `::` or `::2`, which are Python slices too);
-- secret, `<API_KEY>`: `sk-...`/`sk-proj-...`/`sk-ant-...`, `AKIA...` (AWS), `ghp_...`/`github_pat_...`,
-  Slack `xox?-...`, Google `AIza...`, Stripe `sk_live_...`, Hugging Face `hf_...`, and the value of
-  `api_key=`/`secret:`/`token=` assignments;
-- secret, `<JWT>`: JSON Web Tokens (`eyJ...`.`...`.`...`);
-- secret, `<BEARER_TOKEN>`: the token after `Bearer ` (the word stays: `Bearer <BEARER_TOKEN>`);
-- secret, `<PASSWORD>`: the password of `scheme://user:password@host` and the value of `password=`.
-
-The rest of the text is kept as it was so a case stays meaningful. Redaction is idempotent (no
-placeholder matches any recogniser, and when a finding lost an overlap to another but reached beyond
-it, the text is looked at again), and a text
-that holds a JSON document (e.g. `input_messages` in OpenAI chat shape) is redacted inside its string
-values and keys and stays valid JSON (re-serialised in its own style only when something changed).
+The recognisers read the NFKC form of the text (what the dedup step embeds), so fullwidth digits and
+letters are found; each finding is replaced where it stands in the text as written. Redaction is
+idempotent (no placeholder matches a recogniser, context rules skip numbers and placeholders alike,
+and a finding that lost an overlap but reached beyond it is looked at again), and a text that holds a
+JSON document (`input_messages`) is redacted inside its strings, keys naming a secret giving their
+values context, and stays valid JSON.
 
 `redact_text` does one text; `redact_frame` does columns of a Polars frame, running the analyzer once
-per distinct value. Counts are keyed by placeholder kind (`email`, ..., `api_key`, `jwt`,
-`bearer_token`, `password`).
+per distinct value. Counts are keyed by placeholder kind (`email`, ..., `ssn`, `passport`, `api_key`,
+`jwt`, `bearer_token`, `password`, `private_key`).
 """
 
 from __future__ import annotations
@@ -562,14 +551,38 @@ class Redactor:
             counts.update(local)
         return _dumps_like(text, document, redacted)
 
-    def _walk(self, value: Any, counts: Counter) -> Any:
+    def _walk(self, value: Any, counts: Counter, key: str | None = None) -> Any:
         if isinstance(value, str):
+            # {"password": "Sup3rSecret!"}: the value is a string of its own, so its key is its context
+            kind = _secret_kind_of_key(key)
+            if kind in self.kinds and _SECRET_VALUE.fullmatch(value):
+                counts[kind] += 1
+                return PLACEHOLDERS[kind]
             return self.redact_plain(value, counts)
         if isinstance(value, list):
             return [self._walk(v, counts) for v in value]
         if isinstance(value, dict):
-            return {self.redact_plain(k, counts): self._walk(v, counts) for k, v in value.items()}
+            return {self.redact_plain(k, counts): self._walk(v, counts, k) for k, v in value.items()}
         return value
+
+
+_SECRET_KEY_NAME = re.compile(
+    r"[\w\-]*?(?:(?P<password>password|passwd|pwd|passphrase|passcode)|secret|token|api[_\-]?key|apikey"
+    r"|access[_\-]?key|private[_\-]?key|credentials?)",
+    re.IGNORECASE,
+)
+# a JSON value under such a key that looks like a secret (see _SECRETISH), not a placeholder
+_SECRET_VALUE = re.compile(r"(?=.*(?:[0-9!#$%^&*@?~+=]|[a-z][A-Z]))\S{6,}", re.DOTALL)
+
+
+def _secret_kind_of_key(key: str | None) -> str | None:
+    """`password` or `api_key` for a JSON key that names a secret (`db_password`, `SecretAccessKey`), else None."""
+    if key is None:
+        return None
+    named = _SECRET_KEY_NAME.fullmatch(key)
+    if named is None:
+        return None
+    return "password" if named.group("password") else "api_key"
 
 
 # Invisible format characters (zero-width space and joiners, soft hyphen, bidi controls, BOM): left out of

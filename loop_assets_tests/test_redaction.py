@@ -176,6 +176,14 @@ def test_fullwidth_values_are_redacted_where_they_stand_and_the_rest_keeps_its_f
     assert redact_text("card 4111\u200b1111\u200b1111\u200b1111 ok")[0] == "card <CARD> ok"
 
 
+def test_a_json_value_is_redacted_by_the_secret_its_key_names():
+    document = {"db_password": "Sup3rSecret!", "SecretAccessKey": "wJalrXUtnFEMI", "max_tokens": 100, "user": "bob"}
+    out, counts = redact_text(json.dumps(document))
+    assert json.loads(out) == {**document, "db_password": "<PASSWORD>", "SecretAccessKey": "<API_KEY>"}
+    assert counts == {"password": 1, "api_key": 1} and redact_text(out) == (out, {})
+    assert redact_text('{"token_type": "Bearer", "password": "wrong"}')[1] == {}  # not names of secrets, not secrets
+
+
 @pytest.mark.parametrize("text", HELD_OUT_NOT_PII)
 def test_held_out_lookalikes_are_left_alone(text):
     assert redact_text(text) == (text, {})
