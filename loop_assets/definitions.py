@@ -13,10 +13,11 @@ from loop_assets.defs.resources import default_resources
 from loop_assets.defs.schedules import finalise_yesterday
 from loop_assets.defs.sensors import coverage_automation, new_trace_files
 
-loop_assets = [raw_traces, scored_traces, failure_clusters, graded_candidates, eval_suite]
+# the daily assets of the loop, whose keys are tables.LOOP_TABLES (a test holds them together)
+daily_assets = [raw_traces, scored_traces, failure_clusters, graded_candidates, eval_suite]
 
 defs = dg.Definitions(
-    assets=[*loop_assets, suite_coverage, eval_run],
+    assets=[*daily_assets, suite_coverage, eval_run],
     jobs=[loop_job],
     sensors=[new_trace_files, coverage_automation],
     schedules=[finalise_yesterday],

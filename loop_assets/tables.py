@@ -298,6 +298,17 @@ TABLES: dict[str, dict[str, tuple[pl.DataType, str]]] = {
     "eval_runs": EVAL_RUNS,
 }
 
+LOOP_TABLES = (
+    "raw_traces",
+    "quarantined_records",
+    "scored_traces",
+    "failure_clusters",
+    "graded_candidates",
+    "eval_suite",
+)
+"""The loop's daily assets, in loop order: what `eval-loop materialize` selects, the job runs and the tests check
+(raw_traces and quarantined_records are one multi-asset: both or neither)."""
+
 # The column each partitioned table is replaced by.
 PARTITION_COLUMN = {
     "raw_traces": "day",

@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from loop_assets.definitions import loop_assets
+from loop_assets.definitions import daily_assets
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
 
 START = date(2026, 11, 16)
@@ -45,9 +45,9 @@ class Loop:
         raise_on_error=True,
         run_config=None,
     ):
-        assets = loop_assets
+        assets = daily_assets
         if select is not None:
-            assets = [a for a in loop_assets if any(k.to_user_string() in select for k in a.keys)]
+            assets = [a for a in daily_assets if any(k.to_user_string() in select for k in a.keys)]
         tags = {}
         if days is not None:
             tags = {

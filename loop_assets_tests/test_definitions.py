@@ -5,25 +5,16 @@ from __future__ import annotations
 import dagster as dg
 import yaml
 
-from loop_assets.definitions import defs
+from loop_assets.definitions import daily_assets, defs
 from loop_assets.defs.partitions import DUCKDB_POOL
-from loop_assets.tables import TABLES
+from loop_assets.tables import LOOP_TABLES, TABLES
 from loop_assets_tests.paths import ROOT
-
-TABLE_ASSETS = [
-    "raw_traces",
-    "quarantined_records",
-    "scored_traces",
-    "failure_clusters",
-    "graded_candidates",
-    "eval_suite",
-]
 
 
 def test_definitions_load_and_hold_the_loop():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {*TABLE_ASSETS, "suite_coverage", "eval_run"}
+    assert keys == {*LOOP_TABLES, "suite_coverage", "eval_run"}
     checks = {k.name for k in graph.asset_check_keys}
     assert {
         "records_accounted_for",
@@ -54,7 +45,7 @@ def test_the_project_instance_runs_one_duckdb_writer_at_a_time():
 
 def test_every_table_asset_has_a_description_kinds_and_its_column_schema():
     graph = defs.resolve_asset_graph()
-    for name in TABLE_ASSETS:
+    for name in LOOP_TABLES:
         node = graph.get(dg.AssetKey(name))
         assert node.description and len(node.description) > 40
         assert {"duckdb", "polars"} <= set(node.kinds)
@@ -67,3 +58,8 @@ def test_grading_depends_on_its_own_previous_day():
     graph = defs.resolve_asset_graph()
     graded = dg.AssetKey("graded_candidates")
     assert graded in graph.get(graded).parent_keys
+
+
+def test_one_registry_names_the_loop_s_daily_assets():
+    keys = [k.to_user_string() for a in daily_assets for k in a.keys]
+    assert sorted(keys) == sorted(LOOP_TABLES) and len(keys) == len(set(keys))

@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from loop_assets.definitions import loop_assets
+from loop_assets.definitions import daily_assets
 from loop_assets.defs.assets.grade import GRADED, earlier_grading_in_progress
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
 from loop_assets.warehouse import LOCK_TIMEOUT, WarehouseLocked, connect, ensure_tables, lock_timeout_seconds
@@ -152,7 +152,7 @@ def test_two_days_launched_together_both_succeed_and_equal_the_sequential_result
     deployment = Deployment(tmp_path / "together", traffic)
     with deployment.instance() as instance:  # day 1 first, through the same instance and pool
         first = dg.materialize(
-            loop_assets,
+            daily_assets,
             partition_key=str(DAYS[0]),
             instance=instance,
             resources={
@@ -231,7 +231,7 @@ def small_loop(tmp_path: Path, traffic: Path) -> Loop:
 def capture_run(loop: Loop, timeout: float):
     resources = {**loop.resources(), "warehouse": Warehouse(database=str(loop.warehouse), lock_timeout_seconds=timeout)}
     return dg.materialize(
-        [a for a in loop_assets if dg.AssetKey("raw_traces") in a.keys],
+        [a for a in daily_assets if dg.AssetKey("raw_traces") in a.keys],
         partition_key=str(DAYS[0]),
         resources=resources,
         instance=loop.instance,

@@ -43,10 +43,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from loop_assets.cli import LOOP_ASSETS
 from loop_assets.config import LoopConfig
 from loop_assets.dedup.failure_clusters import cluster_failures
-from loop_assets.tables import PARTITION_COLUMN
+from loop_assets.tables import LOOP_TABLES, PARTITION_COLUMN
 from loop_assets_tests.loop_runner import DAYS
 from loop_assets_tests.paths import ROOT
 
@@ -122,7 +121,7 @@ class Deployment:
         """`dagster asset materialize` of the loop's assets for one day or (default) the three-day range."""
         target = ["--partition", partition] if partition else ["--partition-range", RANGE]
         command = [DAGSTER, "asset", "materialize", "-m", "loop_assets.definitions", "--select",
-                   ",".join(LOOP_ASSETS), *target, "--config-json", IN_PROCESS]  # fmt: skip
+                   ",".join(LOOP_TABLES), *target, "--config-json", IN_PROCESS]  # fmt: skip
         log = self.root / f"{name}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
