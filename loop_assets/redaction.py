@@ -242,6 +242,33 @@ _SECRET_PATTERNS: dict[str, list[tuple[str, str, float]]] = {
     ],
 }
 
+# Patterns that run only where the text holds their trigger (see Triggered in Redactor._build); the others
+# start with a fixed prefix and are cheap anywhere.
+_SECRET_TRIGGERS = {
+    "pem": r"-----BEGIN",
+    "aws_secret_key": r"secret",
+    "aws_secret_key_alone": r"[A-Za-z0-9/+]{40}",
+    "azure_key": r"AccountKey|SharedAccessKey",
+    "slack_webhook": r"hooks\.slack\.com",
+    "discord_webhook": r"discord",
+    "assignment": r"key|secret|token",
+    "prose": r"key|secret|token",
+    "bearer": r"bearer",
+    "url_password": r"://",
+    "assignment_or_prose": r"pass|pwd",
+}
+
+
+def _secret_recogniser_groups() -> dict[str, dict[str | None, list[tuple[str, str, float]]]]:
+    """Per entity, its patterns by trigger: one recogniser for the untriggered ones, one per triggered one."""
+    groups: dict[str, dict[str | None, list[tuple[str, str, float]]]] = {}
+    for entity, patterns in _SECRET_PATTERNS.items():
+        for name, regex, score in patterns:
+            group = name if name in _SECRET_TRIGGERS else None
+            groups.setdefault(entity, {}).setdefault(group, []).append((name, regex, score))
+    return groups
+
+
 # Extra card patterns beside Presidio's own (all Luhn-checked): Mastercard 2-series (2221-2720), 17-19 digit
 # numbers, Diners in its 4-6-4 grouping, 12-digit Maestro, 15-digit JCB, and numbers grouped with dots.
 _CARD_PATTERNS = [
@@ -275,7 +302,9 @@ def _ip_kept(text: str, start: int, end: int) -> bool:
 
 
 _SSN_CONTEXT = _context_before(r"ssn|ssns|ss#|ss\s*no|social\s+security|social\s+sec|itin|taxpayer\s+id")
-_PASSPORT_CONTEXT = _context_before(r"passport|passports|reisepass|passeport|pasaporte|passaporto", gap=2)
+_PASSPORT_WORDS = r"passport|passports|reisepass|passeport|pasaporte|passaporto"
+_PASSPORT_CONTEXT = _context_before(_PASSPORT_WORDS, gap=2)
+_PASSPORT_WORD = re.compile(rf"\b(?:{_PASSPORT_WORDS})", re.IGNORECASE)
 # Passport numbers: Presidio's US shapes (9 digits, a letter and 8 digits), and 6-9 capitals and digits with
 # a digit (most other countries), all weak: they count only after a passport word.
 _PASSPORT_PATTERNS = [
@@ -401,11 +430,26 @@ class Redactor:
                             break
                 return results
 
-        def with_context(base: type, context: re.Pattern[str]) -> type:
-            """`base` whose weak results count when `context` words come just before them."""
+        class Triggered(PatternRecognizer):
+            # Look-behind patterns cost at every position of a text; these run only where the text holds
+            # their `trigger` (a cheap search: `pass`, `token`, `AccountKey`, ...).
+            def __init__(self, *args, trigger: str | None = None, **kwargs):
+                super().__init__(*args, **kwargs)
+                self.trigger = re.compile(trigger, re.IGNORECASE) if trigger else None
+
+            def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+                if self.trigger is not None and not self.trigger.search(text):
+                    return []
+                return super().analyze(text, entities, nlp_artifacts, regex_flags)
+
+        def with_context(base: type, context: re.Pattern[str], trigger: re.Pattern[str] | None = None) -> type:
+            """`base` whose weak results count when `context` words come just before them. With `trigger`
+            (its context words: it has no strong results), a text without one is not read at all."""
 
             class ContextGated(base):
                 def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+                    if trigger is not None and not trigger.search(text):
+                        return []
                     results = super().analyze(text, entities, nlp_artifacts, regex_flags)
                     for result in results:
                         before = text[max(0, result.start - _CONTEXT_CHARS) : result.start]
@@ -428,20 +472,22 @@ class Redactor:
             "ip": [Ip()],
             "ssn": [with_context(recognisers.UsSsnRecognizer, _SSN_CONTEXT)()],
             "passport": [
-                with_context(PatternRecognizer, _PASSPORT_CONTEXT)(
+                with_context(PatternRecognizer, _PASSPORT_CONTEXT, _PASSPORT_WORD)(
                     supported_entity="PASSPORT",
                     name="eval_loop_passport",
                     patterns=[Pattern(name, regex, score) for name, regex, score in _PASSPORT_PATTERNS],
                 )
             ],
             "secret": [
-                PatternRecognizer(
+                Triggered(
                     supported_entity=entity,
-                    name=f"eval_loop_{entity.lower()}",
+                    name=f"eval_loop_{entity.lower()}" + (f"_{group}" if group else ""),
                     patterns=[Pattern(name, regex, score) for name, regex, score in patterns],
                     global_regex_flags=flags,
+                    trigger=_SECRET_TRIGGERS.get(group),
                 )
-                for entity, patterns in _SECRET_PATTERNS.items()
+                for entity, groups in _secret_recogniser_groups().items()
+                for group, patterns in groups.items()
             ],
         }
         registry = presidio.RecognizerRegistry(supported_languages=["en"])
