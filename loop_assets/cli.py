@@ -286,14 +286,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from loop_assets.config import ConfigError, load_config
     from loop_assets.evaluate.eval_run import (
+        EmptySuite,
         NoModelToGrade,
-        load_recorded_outputs,
-        read_suite,
+        evaluate_suite,
         render_summary,
-        run_endpoints,
-        run_suite,
         store_eval_run,
-        suite_version_of,
     )
     from loop_assets.warehouse import connect
 
@@ -302,22 +299,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"--as-of must be a day YYYY-MM-DD, got {args.as_of!r}", file=sys.stderr)
         return 2
+    run_id = args.run_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     try:
         config = load_config()
-        outputs = load_recorded_outputs(args.outputs) if args.outputs else None
-        with run_endpoints(config, args.model, args.outputs, use_judge=not args.no_judge) as (client, judge, params):
-            with connect(read_only=True) as con:
-                suite = read_suite(con, as_of)
-            if suite.height == 0:
-                print(f"the suite as of {args.as_of or 'the latest day'} has no active cases", file=sys.stderr)
-                return 1
-            run_id = args.run_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-            version = suite_version_of(suite, as_of)
-            result = run_suite(
-                suite, outputs, client, judge, version, args.model, run_id, params=params, source=args.outputs
-            )
+        # the suite is read on a read-only connection: a long run against an endpoint never holds the writer's lock
+        result = evaluate_suite(
+            lambda: connect(read_only=True), config, args.model, run_id, as_of, args.outputs, not args.no_judge
+        )
         with connect() as con:
             store_eval_run(con, result)
+    except EmptySuite as exc:
+        print(exc, file=sys.stderr)
+        return 1
     except (ConfigError, FileNotFoundError, NoModelToGrade) as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -45,7 +45,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -583,3 +583,30 @@ def run_endpoints(
     finally:
         for c in clients:
             c.close()
+
+
+class EmptySuite(ValueError):
+    """The suite version asked for holds no active case."""
+
+
+def evaluate_suite(
+    open_warehouse: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]],
+    config: Any,
+    model: str,
+    run_id: str,
+    as_of: date | None = None,
+    outputs_path: str | None = None,
+    use_judge: bool = True,
+) -> EvalRunResult:
+    """EVALUATE's step, as the eval_run asset and `eval-loop run` call it: the suite as of `as_of` graded
+    case by case against recorded answers (`outputs_path`) or the model endpoint, not yet stored
+    (`store_eval_run`). What to grade with is settled before the warehouse is opened (`open_warehouse`),
+    so a missing endpoint or file is named first. Raises NoModelToGrade, EmptySuite, FileNotFoundError."""
+    outputs = load_recorded_outputs(outputs_path) if outputs_path else None
+    with run_endpoints(config, model, outputs_path, use_judge=use_judge) as (client, judge, params):
+        with open_warehouse() as con:
+            suite = read_suite(con, as_of)
+        if suite.height == 0:
+            raise EmptySuite(f"the suite as of {as_of or 'the latest day'} has no active cases")
+        version = suite_version_of(suite, as_of)
+        return run_suite(suite, outputs, client, judge, version, model, run_id, params=params, source=outputs_path)

@@ -17,7 +17,7 @@ from loop_assets.config import LoopConfig
 from loop_assets.evaluate.answer_checks import KNOWN_BAD_MAX_SIMILARITY, known_bad_similarity
 from loop_assets.redaction import redact_frame
 from loop_assets.tables import conform
-from loop_assets.warehouse import read_partitions
+from loop_assets.warehouse import query, read_partitions
 
 SOURCE = "production_failure"
 
@@ -162,3 +162,8 @@ def promote_day(
         partition_key=str(day),
         embedding_model=embedding_model,
     )
+
+
+def whole_suite(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every case of every day, active or not: what the suite's invariants are checked on."""
+    return query(con, "SELECT * FROM eval_suite ORDER BY day, case_id")

@@ -2,17 +2,15 @@
 
 import time
 from collections import Counter
-from datetime import date
-from typing import Any
 
 import dagster as dg
-import duckdb
 import polars as pl
 
 from loop_assets.capture import ingest as capture
 from loop_assets.capture import judge, scoring
 from loop_assets.capture.accounting import files_not_accounted, record_accounting
 from loop_assets.capture.checks import unscored_traces
+from loop_assets.capture.figures import stored_figures
 from loop_assets.capture.incoming import scan_incoming
 from loop_assets.capture.ingest_plan import plan_from_warehouse, store_ingest
 from loop_assets.config import RedactionConfig
@@ -22,7 +20,7 @@ from loop_assets.defs.resources import LoopSettings, Warehouse
 from loop_assets.llm_client import ChatClient
 from loop_assets.redaction import count_metadata, redact_frame, redact_frame_with_counts
 from loop_assets.report.stats import scored_apps_metadata
-from loop_assets.warehouse import query, read_partitions, replace_partitions
+from loop_assets.warehouse import read_partitions, replace_partitions
 
 RECORDS_ACCOUNTED = "records_accounted_for"
 EVERY_TRACE_SCORED = "every_trace_scored"
@@ -87,7 +85,7 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     with warehouse.get_connection() as con:
         accounting = record_accounting(con, days)
         unaccounted = files_not_accounted(con, plan.listed, scan_incoming(settings.incoming()).ignored)
-        stored = _stored_figures(con, days)
+        stored = stored_figures(con, days, PREVIEW_ROWS)
     # Previews land in the Dagster event log: never with PII, whether or not the tables are redacted.
     trace_preview = redact_frame(stored["trace_preview"], ["input_text", "output_text"], config.redaction)
     quarantine_preview = redact_frame(stored["quarantine_preview"], ["reason"], config.redaction)
@@ -133,45 +131,6 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
             "mismatches": markdown_preview(bad, limit=20),
         },
     )
-
-
-def _stored_figures(con: duckdb.DuckDBPyConnection, days: list[date]) -> dict[str, Any]:
-    """Counts and previews of the requested days as stored, whether this run read them or left them as they were."""
-    day_list = [sorted(days)]
-    in_days = "IN (SELECT unnest(?::DATE[]))"
-    apps = query(
-        con, f"SELECT app, count(*) AS len FROM raw_traces WHERE day {in_days} GROUP BY app ORDER BY app", day_list
-    )
-    reasons = query(
-        con,
-        f"SELECT reason_code, count(*) AS len FROM quarantined_records WHERE partition_day {in_days} "
-        "GROUP BY reason_code ORDER BY len DESC, reason_code",
-        day_list,
-    )
-    return {
-        "traces": int(apps["len"].sum() or 0),
-        "apps": apps.to_dicts(),
-        "quarantined": int(reasons["len"].sum() or 0),
-        "by_reason": reasons.to_dicts(),
-        "files": query(
-            con, f"SELECT count(DISTINCT source_file) AS n FROM ingest_manifest WHERE partition_day {in_days}", day_list
-        )["n"][0],
-        "skipped_items": query(con, f"SELECT count(*) AS n FROM skipped_items WHERE partition_day {in_days}", day_list)[
-            "n"
-        ][0],
-        "trace_preview": query(
-            con,
-            "SELECT trace_id, ts, app, input_text, output_text, source_file, source_line FROM raw_traces "
-            f"WHERE day {in_days} ORDER BY day, source_file, source_line LIMIT {PREVIEW_ROWS}",
-            day_list,
-        ),
-        "quarantine_preview": query(
-            con,
-            "SELECT source_file, source_line, reason_code, reason FROM quarantined_records "
-            f"WHERE partition_day {in_days} ORDER BY partition_day, source_file, source_line LIMIT {PREVIEW_ROWS}",
-            day_list,
-        ),
-    }
 
 
 # Text columns that may carry what a user typed or a system logged.

@@ -9,15 +9,7 @@ from pydantic import Field
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL
 from loop_assets.defs.resources import LoopSettings, Warehouse
-from loop_assets.evaluate.eval_run import (
-    NoModelToGrade,
-    load_recorded_outputs,
-    read_suite,
-    run_endpoints,
-    run_suite,
-    store_eval_run,
-    suite_version_of,
-)
+from loop_assets.evaluate.eval_run import EmptySuite, NoModelToGrade, evaluate_suite, store_eval_run
 
 
 class EvalRunConfig(dg.Config):
@@ -42,23 +34,17 @@ class EvalRunConfig(dg.Config):
 def eval_run(
     context: dg.AssetExecutionContext, config: EvalRunConfig, settings: LoopSettings, warehouse: Warehouse
 ) -> dg.MaterializeResult:
-    loop_config = settings.config()
     as_of = date.fromisoformat(config.as_of) if config.as_of else None
-    outputs = load_recorded_outputs(config.outputs) if config.outputs else None
     try:
-        endpoints = run_endpoints(loop_config, config.model, config.outputs, use_judge=config.use_judge)
-        with endpoints as (client, judge, params), warehouse.get_connection() as con:
-            suite = read_suite(con, as_of)
-            if suite.height == 0:
-                raise dg.Failure(description=f"the suite as of {config.as_of or 'the latest day'} has no active cases")
-            version = suite_version_of(suite, as_of)
-            result = run_suite(
-                suite, outputs, client, judge, version, config.model, context.run_id, params=params,
-                source=config.outputs,
-            )  # fmt: skip
+        result = evaluate_suite(
+            warehouse.get_connection, settings.config(), config.model, context.run_id, as_of, config.outputs,
+            config.use_judge,
+        )  # fmt: skip
+        with warehouse.get_connection() as con:
             store_eval_run(con, result)
-    except NoModelToGrade as exc:
+    except (NoModelToGrade, EmptySuite) as exc:
         raise dg.Failure(description=str(exc)) from None
+    version = result.summary["suite_version"][0]
     overall = result.overall()
     scoped = result.summary.filter(pl.col("scope") != "overall")
     return dg.MaterializeResult(

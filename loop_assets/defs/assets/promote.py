@@ -6,11 +6,11 @@ import polars as pl
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
-from loop_assets.promote.promotion import promote_day
+from loop_assets.promote.promotion import promote_day, whole_suite
 from loop_assets.promote.suite_checks import incomplete_provenance, near_duplicate_pairs, repeated_text_hashes
 from loop_assets.report.suite_quality import quality_by_app, suite_quality
 from loop_assets.tables import empty
-from loop_assets.warehouse import query, replace_partitions
+from loop_assets.warehouse import replace_partitions
 
 NO_NEAR_DUPLICATES = "no_near_duplicate_cases"
 COMPLETE_PROVENANCE = "complete_provenance"
@@ -57,7 +57,7 @@ def eval_suite(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
             cases = promote_day(con, day, config, context.run_id, embedder.model_id(config))
             replace_partitions(con, "eval_suite", [day], {"eval_suite": cases}, context.run_id)
             written.append(cases)
-        suite = query(con, "SELECT * FROM eval_suite ORDER BY day, case_id")
+        suite = whole_suite(con)
         quality = suite_quality(con, days)
     promoted = pl.concat(written)
     new = promoted.filter(pl.col("promoted_run_id") == context.run_id)
