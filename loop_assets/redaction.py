@@ -407,16 +407,18 @@ class Redactor:
         class Iban(recognisers.IbanRecognizer):
             # Presidio's IBAN pattern reads capitals and, where a 4-letter word follows (`BE34... FAIL`), runs
             # into it and fails the checksum. So the text is also read in capitals (`de89 3704 ...`), and each
-            # candidate there not found yet is cut back to its longest prefix, at a group boundary, that passes
-            # Presidio's own validation (country format and mod-97 checksum).
+            # candidate there not found yet is cut to its shortest prefix, at a group boundary, that passes
+            # Presidio's own validation (it checks that the value begins in its country's format, so a shorter
+            # prefix fails, and the mod-97 checksum).
             def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
                 results = super().analyze(text, entities, nlp_artifacts, regex_flags)
                 for candidate in _IBAN_CANDIDATE.finditer(text.translate(_ASCII_UPPER)):
                     if any(r.start <= candidate.start() < r.end for r in results):
                         continue
                     value, start = candidate.group(), candidate.start()
-                    for end in range(len(value), 14, -1):
-                        boundary = end == len(value) or value[end] in " -"
+                    for end in range(15, len(value) + 1):
+                        after = text[start + end : start + end + 1]
+                        boundary = value[end] in " -" if end < len(value) else not after.isalnum()
                         if boundary and value[end - 1] not in " -" and self.validate_result(value[:end]):
                             metadata = {
                                 presidio.RecognizerResult.RECOGNIZER_NAME_KEY: self.name,

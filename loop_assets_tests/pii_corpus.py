@@ -559,7 +559,7 @@ def held_out(seed: int = 11, per_variant: int = 24) -> list[Sample]:
         plain(
             "api_key", "stripe", stripe, rng.choice(["STRIPE_KEY={}", "stripe says {} is invalid", "{}"]), "<API_KEY>"
         )
-        token = _rand(rng, rng.randint(20, 39), ALNUM + "-._")
+        token = _rand(rng, rng.randint(20, 38), ALNUM + "-._") + rng.choice(ALNUM)  # a final "." would end the sentence
         plain(
             "api_key",
             "bearer_prose",

@@ -196,6 +196,8 @@ def test_held_out_lookalikes_are_left_alone(text):
         ("card ４１１１ １１１１ １１１１ １１１１", "card <CARD>"),
         ("my password is CorrectHorseBatteryStaple", "my password is <PASSWORD>"),
         ("iban de89 3704 0044 0532 0130 00", "iban <IBAN>"),
+        ("iban gb24 onyj 7129 0574 3912 58 and more", "iban <IBAN> and more"),
+        ("WHY DOES BE34578526146441 FAIL", "WHY DOES <IBAN> FAIL"),
         # the IP rule: an address is redacted wherever it stands, except right after a version word
         ("connect to 10.0.0.1 and ping 192.168.1.20.", "connect to <IP> and ping <IP>."),
         ("firmware 1.2.3.4 on host 10.0.0.1", "firmware 1.2.3.4 on host <IP>"),
