@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,14 +41,13 @@ import polars as pl
 from loop_assets import tables
 from loop_assets.capture import scoring
 from loop_assets.config import LoopConfig
+from loop_assets.judge_reply import UnreadableReply, read_judge_reply
 from loop_assets.llm_client import ChatClient
 from loop_assets.warehouse import append_rows, rows_for_keys
 
 PROMPT_VERSION = "1"
 MAX_CONVERSATION_CHARS = 6_000  # the end of the conversation is kept (the question is last)
 MAX_ANSWER_CHARS = 6_000  # the start of the answer is kept
-MAX_REASON_CHARS = 500
-MIN_SCORE, MAX_SCORE = 1.0, 5.0
 
 SYSTEM_PROMPT = (
     "You are a strict, impartial evaluator of answers given by an LLM application in production.\n"
@@ -96,7 +94,6 @@ RESULTS_SCHEMA = pl.Schema(
 )
 
 _INPUT_COLUMNS = ("trace_id", "day", "app", "input_messages", "input_text", "output_text", "error")
-_FENCE = re.compile(r"^```(?:json|JSON)?[ \t]*\n(.*)\n?```$", re.DOTALL)
 
 
 # --------------------------------------------------------------------------- prompt
@@ -155,41 +152,13 @@ def judge_messages(
 
 
 def parse_judge_reply(text: str | None) -> tuple[float | None, str]:
-    """(score, reason) of a judge reply; (None, "unparseable judge reply: ...") for anything else.
-
-    The reply must be a JSON object (optionally inside one ```json fence) with `score` a number (not a
-    string, not a boolean) from 1 to 5 and, when present, `reason` a string. Nothing is guessed from
-    free text.
-    """
-
-    def bad(why: str) -> tuple[None, str]:
-        snippet = " ".join((text or "").split())[:120]
-        return None, f"unparseable judge reply: {why}: {snippet!r}"
-
-    if text is None or not text.strip():
-        return bad("empty reply")
-    body = text.strip()
-    fenced = _FENCE.match(body)
-    if fenced:
-        body = fenced.group(1).strip()
+    """(score, reason) of a judge reply (`judge_reply.JudgeReply`); (None, "unparseable judge reply: ...")
+    for anything else."""
     try:
-        payload = json.loads(body)
-    except ValueError:
-        return bad("not a JSON object")
-    if not isinstance(payload, dict):
-        return bad(f"JSON {type(payload).__name__}, not an object")
-    if "score" not in payload:
-        return bad("no `score` key")
-    score = payload["score"]
-    if isinstance(score, bool) or not isinstance(score, int | float):
-        return bad(f"`score` is {type(score).__name__}, not a number")
-    score = float(score)
-    if not MIN_SCORE <= score <= MAX_SCORE:  # also rejects NaN
-        return bad(f"`score` {score:g} is outside {MIN_SCORE:g}..{MAX_SCORE:g}")
-    reason = payload.get("reason", "")
-    if not isinstance(reason, str):
-        return bad(f"`reason` is {type(reason).__name__}, not a string")
-    return score, " ".join(reason.split())[:MAX_REASON_CHARS]
+        reply = read_judge_reply(text)
+    except UnreadableReply as exc:
+        return None, str(exc)
+    return reply.score, reply.reason
 
 
 # --------------------------------------------------------------------------- planning and sampling

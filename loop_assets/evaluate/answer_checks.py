@@ -62,6 +62,7 @@ from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
 from loop_assets.capture.scoring import json_output_error, schema_validator
+from loop_assets.judge_reply import MAX_SCORE, MIN_SCORE, UnreadableReply, read_judge_reply
 
 Outcome = Literal["pass", "fail", "unknown"]
 CHECK_TYPES = (
@@ -421,8 +422,6 @@ JUDGE_SYSTEM = (
     '{"score": <integer 1 to 5>, "reason": "<one sentence>"}. 5 means the answer fully satisfies the rubric, '
     "1 means it does not at all."
 )
-JUDGE_SCALE = (1.0, 5.0)  # the scale the judge answers on (as the trace judge); mapped linearly onto [0, 1]
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 
 def judge_messages(rubric: str, output: str, reference: str | None, messages: list[dict] | None) -> list[dict]:
@@ -438,26 +437,16 @@ def judge_messages(rubric: str, output: str, reference: str | None, messages: li
 
 
 def parse_judge_reply(text: str | None) -> tuple[float | None, str]:
-    """(score in [0, 1], reason) from a judge's reply: a JSON object with `score` on the 1-5 scale.
+    """(score in [0, 1], reason) from a judge's reply (`judge_reply.JudgeReply`, on the 1-5 scale).
 
     A score of 1-5 maps linearly onto 0-1 (3 -> 0.5, the default `min_score`, so 1-2 fail and 3-5
     pass, as the trace judge's default `max_failing_score` of 2). Anything else is no score (None).
     """
-    if not text:
-        return None, "empty judge reply"
-    match = _JSON_OBJECT.search(text)
     try:
-        reply = json.loads(match.group(0) if match else text)
-    except (json.JSONDecodeError, RecursionError):
-        return None, _cut(f"judge reply is not JSON: {text!r}")
-    if not isinstance(reply, dict):
-        return None, "judge reply is not a JSON object"
-    reason = str(reply.get("reason", ""))
-    score = reply.get("score")
-    low, high = JUDGE_SCALE
-    if isinstance(score, int | float) and not isinstance(score, bool) and low <= score <= high:
-        return round((float(score) - low) / (high - low), 6), reason
-    return None, _cut(f"judge reply has no score from {low:g} to {high:g}: {text!r}")
+        reply = read_judge_reply(text)
+    except UnreadableReply as exc:
+        return None, _cut(str(exc))
+    return round((reply.score - MIN_SCORE) / (MAX_SCORE - MIN_SCORE), 6), reply.reason
 
 
 def chat_judge(client: Any, **params: Any) -> Judge:
