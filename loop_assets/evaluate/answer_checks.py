@@ -62,22 +62,11 @@ from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
 from loop_assets.capture.scoring import json_output_error, schema_validator
+from loop_assets.case_rule import KNOWN_BAD_MAX_SIMILARITY, RuleError, read_rule
 from loop_assets.judge_reply import MAX_SCORE, MIN_SCORE, UnreadableReply, read_judge_reply
 
 Outcome = Literal["pass", "fail", "unknown"]
-CHECK_TYPES = (
-    "no_error",
-    "non_empty",
-    "finish_reason",
-    "json_schema",
-    "latency",
-    "exact",
-    "contains",
-    "not_known_bad",
-    "rubric",
-)
 MAX_REASON_CHARS = 300
-KNOWN_BAD_MAX_SIMILARITY = 0.9
 MAX_COMPARED_WORDS = 4000  # longer answers are compared on their first 4,000 words (equal texts always match)
 _WORD = re.compile(r"\w+")
 
@@ -129,79 +118,13 @@ class CaseVerdict:
         return "; ".join(f"{k}: {v}" for k, v in self.reasons.items()) or None
 
 
-class GradingRuleError(ValueError):
-    """The case's grading rule cannot be read."""
-
-
 # --------------------------------------------------------------------------- rule parsing
 
 
 def parse_rule(grading_json: str | dict) -> tuple[str, list[dict]]:
-    """(combine mode, checks) of a grading rule, or GradingRuleError naming what is wrong."""
-    if isinstance(grading_json, str):
-        try:
-            rule = json.loads(grading_json)
-        except json.JSONDecodeError as exc:
-            raise GradingRuleError(f"grading is not valid JSON: {exc.msg} at char {exc.pos}") from None
-    else:
-        rule = grading_json
-    if not isinstance(rule, dict):
-        raise GradingRuleError(f"grading must be a JSON object, got {type(rule).__name__}")
-    mode = rule.get("pass", "all")
-    if mode not in ("all", "any"):
-        raise GradingRuleError(f"grading 'pass' must be 'all' or 'any', got {mode!r}")
-    checks = rule.get("checks")
-    if not isinstance(checks, list) or not checks:
-        raise GradingRuleError("grading 'checks' must be a non-empty list")
-    for i, check in enumerate(checks):
-        if not isinstance(check, dict) or check.get("type") not in CHECK_TYPES:
-            got = check.get("type") if isinstance(check, dict) else check
-            raise GradingRuleError(f"check {i + 1}: unknown type {got!r}; known types are {list(CHECK_TYPES)}")
-        _validate_check(i, check)
-    return mode, checks
-
-
-def _validate_check(i: int, check: dict) -> None:
-    kind = check["type"]
-
-    def bad(msg: str) -> GradingRuleError:
-        return GradingRuleError(f"check {i + 1} ({kind}): {msg}")
-
-    if kind == "json_schema":
-        if not isinstance(check.get("schema"), dict):
-            raise bad("needs a 'schema' object")
-        _validator(json.dumps(check["schema"], sort_keys=True))  # raises on an invalid schema
-    elif kind == "latency":
-        limit = check.get("max_ms")
-        if isinstance(limit, bool) or not isinstance(limit, int | float) or not limit > 0:
-            raise bad(f"needs a positive number 'max_ms', got {limit!r}")
-    elif kind == "finish_reason":
-        values = check.get("not", check.get("in"))
-        if not _strings(values):
-            raise bad("needs 'not' or 'in': a finish reason or a list of them")
-    elif kind in ("exact", "contains"):
-        target = check.get("expected", check.get("value")) if kind == "exact" else _contains_target(check)
-        ok = isinstance(target, str) if kind == "exact" else _strings(target)
-        if not ok:
-            raise bad("needs 'expected' or 'value': " + ("a string" if kind == "exact" else "a string or list"))
-    elif kind == "not_known_bad":
-        if not isinstance(check.get("output"), str) or not check["output"].strip():
-            raise bad("needs a non-empty 'output' string (the known bad answer)")
-        limit = check.get("max_similarity", KNOWN_BAD_MAX_SIMILARITY)
-        if isinstance(limit, bool) or not isinstance(limit, int | float) or not 0 < limit <= 1:
-            raise bad(f"'max_similarity' must be a number in (0, 1], got {limit!r}")
-    elif kind == "rubric":
-        if not isinstance(check.get("rubric"), str) or not check["rubric"].strip():
-            raise bad("needs a non-empty 'rubric' string")
-        min_score = check.get("min_score", 0.5)
-        if isinstance(min_score, bool) or not isinstance(min_score, int | float) or not 0 <= min_score <= 1:
-            raise bad(f"'min_score' must be a number in [0, 1], got {min_score!r}")
-
-
-def _strings(value: Any) -> bool:
-    if isinstance(value, str):
-        return True
-    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+    """(combine mode, checks as given) of a case's rule (`case_rule.CaseRule`), or RuleError naming what is wrong."""
+    rule = read_rule(grading_json)
+    return rule.pass_, rule.check_dicts()
 
 
 def _as_list(value: str | list[str]) -> list[str]:
@@ -218,7 +141,7 @@ def _validator(schema_json: str) -> Validator:
     try:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
-        raise GradingRuleError(f"json_schema: not a valid JSON Schema: {exc.message}") from None
+        raise RuleError(f"json_schema: not a valid JSON Schema: {exc.message}") from None
     return schema_validator(schema)
 
 
@@ -346,7 +269,7 @@ def _check(check: dict, output: Output, judge: Judge | None, messages: list[dict
         return _not_known_bad(check, text)
     if kind == "rubric":
         return _rubric(check, output, judge, messages)
-    raise GradingRuleError(f"unknown check type {kind!r}")  # parse_rule lets none through
+    raise RuleError(f"unknown check type {kind!r}")  # parse_rule lets none through
 
 
 def _rubric(check: dict, output: Output, judge: Judge | None, messages: list[dict] | None) -> CheckResult:
@@ -394,7 +317,7 @@ def grade_output(
     """The verdict of `output` under the case's grading rule; `messages` is the case input, for the judge."""
     try:
         mode, checks = parse_rule(grading_json)
-    except GradingRuleError as exc:
+    except RuleError as exc:
         return CaseVerdict(passed=None, unknown_checks=["grading"], reasons={"grading": _cut(str(exc))})
     results: list[CheckResult] = []
     seen: dict[str, int] = {}

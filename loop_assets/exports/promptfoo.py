@@ -42,7 +42,8 @@ from typing import Any
 
 import yaml
 
-from loop_assets.evaluate.answer_checks import KNOWN_BAD_MAX_SIMILARITY, MAX_COMPARED_WORDS
+from loop_assets.case_rule import KNOWN_BAD_MAX_SIMILARITY
+from loop_assets.evaluate.answer_checks import MAX_COMPARED_WORDS
 from loop_assets.exports.suite import Case, SuiteVersion, read_case
 
 SUFFIX = ".promptfoo.yaml"

@@ -26,8 +26,9 @@ from typing import Any
 
 import polars as pl
 
+from loop_assets.case_rule import RuleError
 from loop_assets.config import LoopConfig
-from loop_assets.evaluate.answer_checks import GradingRuleError, Judge, Output, grade_output, parse_rule
+from loop_assets.evaluate.answer_checks import Judge, Output, grade_output, parse_rule
 from loop_assets.evaluate.eval_run import ChatCompleter, parse_messages
 from loop_assets.grade.candidates import NO_ENDPOINT
 from loop_assets.promote.promotion import grading_rule
@@ -107,7 +108,7 @@ def measure_difficulty(
         if why is None:
             try:
                 parse_rule(row["grading"] or "")
-            except GradingRuleError as exc:
+            except RuleError as exc:
                 why = f"unknown: grading rule unreadable: {exc}"
         plans.append((row, messages, why))
 

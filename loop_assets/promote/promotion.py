@@ -7,14 +7,14 @@ user's corrected answer as reference when the feedback gave one.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 
 import duckdb
 import polars as pl
 
+from loop_assets.case_rule import KNOWN_BAD_MAX_SIMILARITY, make_rule
 from loop_assets.config import LoopConfig
-from loop_assets.evaluate.answer_checks import KNOWN_BAD_MAX_SIMILARITY, known_bad_similarity
+from loop_assets.evaluate.answer_checks import known_bad_similarity
 from loop_assets.redaction import redact_frame
 from loop_assets.tables import conform
 from loop_assets.warehouse import query, read_partitions
@@ -51,7 +51,7 @@ def grading_rule(
         if expected_output is not None:
             rubric["reference"] = expected_output
         checks.append(rubric)
-    return json.dumps({"pass": "all", "checks": checks}, sort_keys=True)
+    return make_rule(checks)
 
 
 def label(app: str, signals: list[str], input_text: str) -> str:

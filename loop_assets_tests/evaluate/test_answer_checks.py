@@ -2,10 +2,10 @@ import json
 
 import pytest
 
+from loop_assets.case_rule import RuleError, read_rule
 from loop_assets.config import LoopConfig
 from loop_assets.evaluate.answer_checks import (
     CaseVerdict,
-    GradingRuleError,
     Output,
     grade_output,
     judge_messages,
@@ -152,7 +152,7 @@ def test_any_mode():
     ],
 )
 def test_unreadable_rules_are_unknown_with_the_problem(grading, message):
-    with pytest.raises(GradingRuleError, match=message):
+    with pytest.raises(RuleError, match=message):
         parse_rule(grading)
     verdict = grade_output(grading, ok())
     assert verdict.passed is None and verdict.unknown_checks == ["grading"] and message in verdict.reasons["grading"]
@@ -169,6 +169,7 @@ def test_every_rule_promotion_writes_is_gradable():
     ]
     grading = grading_rule("sql_assistant", signals, "SELECT 1", config)
     mode, checks = parse_rule(grading)
+    assert read_rule(grading).to_json() == grading  # read and written again: the same JSON
     assert mode == "all"
     assert [c["type"] for c in checks] == ["no_error", "non_empty", "finish_reason", "json_schema", "latency", "rubric"]
     good = Output('{"sql": "SELECT 1", "explanation": "x"}', "stop", 5000.0)
