@@ -335,7 +335,7 @@ class GradingConfig(_Strict):
         return signals
 
 
-REDACTION_ENTITIES = ("email", "phone", "card", "iban", "ip", "secret", "ssn", "passport")
+REDACTION_ENTITIES = ("email", "phone", "card", "iban", "ip", "secret", "ssn", "passport", "date_of_birth")
 
 
 class RedactionConfig(_Strict):
@@ -349,9 +349,11 @@ class RedactionConfig(_Strict):
         default=False,
         description="Also redact the text columns of raw_traces and quarantined_records before they are stored.",
     )
-    entities: list[Literal["email", "phone", "card", "iban", "ip", "secret", "ssn", "passport"]] = Field(
-        default_factory=lambda: list(REDACTION_ENTITIES),
-        description="Kinds redacted; secret covers API keys, JWTs, bearer tokens, passwords and private keys.",
+    entities: list[Literal["email", "phone", "card", "iban", "ip", "secret", "ssn", "passport", "date_of_birth"]] = (
+        Field(
+            default_factory=lambda: list(REDACTION_ENTITIES),
+            description="Kinds redacted; secret covers API keys, JWTs, bearer tokens, passwords and private keys.",
+        )
     )
     phone_regions: list[str] = Field(
         default_factory=lambda: ["US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "BR", "AU", "JP"],

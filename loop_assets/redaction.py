@@ -38,7 +38,7 @@ from typing import Any
 
 import polars as pl
 
-ENTITIES = ("email", "phone", "card", "iban", "ip", "secret", "ssn", "passport")
+ENTITIES = ("email", "phone", "card", "iban", "ip", "secret", "ssn", "passport", "date_of_birth")
 SECRET_KINDS = ("private_key", "jwt", "api_key", "bearer_token", "password")
 PLACEHOLDERS: dict[str, str] = {
     "email": "<EMAIL>",
@@ -48,6 +48,7 @@ PLACEHOLDERS: dict[str, str] = {
     "ip": "<IP>",
     "ssn": "<SSN>",
     "passport": "<PASSPORT>",
+    "date_of_birth": "<DATE_OF_BIRTH>",
     "api_key": "<API_KEY>",
     "jwt": "<JWT>",
     "bearer_token": "<BEARER_TOKEN>",
@@ -72,11 +73,12 @@ _PRESIDIO_KIND = {
     "PRIVATE_KEY": "private_key",
     "US_SSN": "ssn",
     "PASSPORT": "passport",
+    "DATE_OF_BIRTH": "date_of_birth",
 }
 _ENTITY_OF_KIND = {**{k: k for k in ENTITIES if k != "secret"}, **{k: "secret" for k in SECRET_KINDS}}
 # When two findings overlap, a secret wins (the earlier here first); otherwise the longer finding,
 # then the earlier kind here.
-_PRIORITY = (*SECRET_KINDS, "card", "iban", "ssn", "passport", "email", "ip", "phone")
+_PRIORITY = (*SECRET_KINDS, "card", "iban", "ssn", "passport", "date_of_birth", "email", "ip", "phone")
 # Results scoring below this are dropped: Presidio's bare IPv6 `::` (0.1) would eat Python slices.
 _SCORE_THRESHOLD = 0.35
 # A weak pattern result (Presidio's bare 9-digit SSN, a passport number) counts only after its context
@@ -206,9 +208,16 @@ _SECRET_PATTERNS: dict[str, list[tuple[str, str, float]]] = {
         ("google", r"\bAIza[0-9A-Za-z_\-]{35}", 0.9),
         ("huggingface", r"\bhf_[A-Za-z0-9]{30,}\b", 0.9),
         (
+            "other_providers",  # Twilio, Mailgun, Shopify, Telegram bot tokens
+            r"\b(?:SK[0-9a-f]{32}|key-[0-9a-zA-Z]{32}|shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}|[0-9]{8,10}:AA[A-Za-z0-9_\-]{30,40})\b",
+            0.9,
+        ),
+        ("azure_sas", r"(?<=[?&]sig=)[A-Za-z0-9%+/=]{16,}", 0.9),
+        (
             "assignment",
-            r"(?i)(?<=\b(?:api[_\-]?key|apikey|secret[_\-]?key|client[_\-]?secret|access[_\-]?token|auth[_\-]?token"
-            r"|secret|token)[\"']?\s{0,3}[:=]\s{0,3}[\"']?)(?=[^\s\"'<>,;]*[0-9])[^\s\"'<>,;]{8,}",
+            r"(?i)(?<=\b[A-Za-z0-9_\-]{0,30}?(?:api[_\-]?key|apikey|secret[_\-]?key|client[_\-]?secret|access[_\-]?token"
+            r"|auth[_\-]?token|secret|token)[\"']?\s{0,3}[:=]\s{0,3}[\"']?)(?=[^\s\"'<>,;]*[0-9])[^\s\"'<>,;]{7,}"
+            r"[^\s\"'<>,;.?)\]]",
             0.8,
         ),
         (
@@ -239,6 +248,19 @@ _SECRET_PATTERNS: dict[str, list[tuple[str, str, float]]] = {
             r"(?-i:" + _SECRETISH + ")" + _VALUE,
             0.8,
         ),
+        # `pass: X`, `--password X`, `--pass=X`
+        (
+            "cli_or_pass",
+            r"(?i)(?<=(?:\bpass[\"']?\s{0,3}[:=]|(?<!\S)--?(?:password|passwd|pass)[ =])\s{0,3}[\"']?)"
+            r"(?-i:" + _SECRETISH + ")" + _VALUE,
+            0.8,
+        ),
+        # the base64 user:password of HTTP basic authentication
+        (
+            "basic_auth",
+            r"(?i)(?<=\bauthorization[\"']?\s{0,3}[:=]\s{0,3}[\"']?basic\s{1,3})[A-Za-z0-9+/]{6,}={0,2}",
+            0.9,
+        ),
     ],
 }
 
@@ -256,6 +278,9 @@ _SECRET_TRIGGERS = {
     "bearer": r"bearer",
     "url_password": r"://",
     "assignment_or_prose": r"pass|pwd",
+    "cli_or_pass": r"pass",
+    "basic_auth": r"basic",
+    "azure_sas": r"sig=",
 }
 
 
@@ -277,7 +302,7 @@ _CARD_PATTERNS = [
     ("diners_14", r"\b3(?:0[0-5]|[689]\d)\d[- ]?\d{6}[- ]?\d{4}\b", 0.3),
     ("maestro_12", r"\b(?:5018|5020|5038|5893|6304|6759|676[1-3])([- ]?)\d{4}\1\d{4}\b", 0.3),
     ("jcb_15", r"\b(?:2131|1800)(?:([- ]?)\d{6}\1\d{5}|([- ]?)\d{4}\2\d{4}\2\d{3})\b", 0.3),
-    ("dotted", r"\b[2-6]\d{3}\.\d{4,6}\.\d{4,5}(?:\.\d{1,4})?\b", 0.3),
+    ("dotted_or_slashed", r"\b[2-6]\d{3}([./])\d{4,6}\1\d{4,5}(?:\1\d{1,4})?\b", 0.3),
 ]
 
 # The IP rule. An address is redacted wherever it stands (`connect to 10.0.0.1`, `host=10.0.0.1`), except
@@ -311,6 +336,19 @@ _PASSPORT_PATTERNS = [
     ("us_passport", r"\b[0-9]{9}\b", 0.05),
     ("us_passport_next_generation", r"\b[A-Z][0-9]{8}\b", 0.05),
     ("passport", r"\b(?=[A-Z0-9]{0,8}[0-9])[A-Z0-9]{6,9}\b", 0.05),
+]
+_DOB_WORDS = (
+    r"dob|d\.o\.b|date\s+of\s+birth|birth\s*date|birthday|born|geburtsdatum|geboren|date\s+de\s+naissance"
+    r"|fecha\s+de\s+nacimiento"
+)
+_DOB_CONTEXT = _context_before(_DOB_WORDS, gap=3)
+_DOB_WORD = re.compile(rf"\b(?:{_DOB_WORDS})", re.IGNORECASE)
+# Dates with month names, beside Presidio's numeric ones: `12 April 1990`, `April 12th, 1990`, `12-Apr-1990`.
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_DATE_PATTERNS = [
+    ("day_month_year", rf"(?i)\b\d{{1,2}}(?:st|nd|rd|th)?[\s\-/]+(?:of\s+)?{_MONTH}[\s\-/,]+\d{{2,4}}\b", 0.5),
+    ("month_day_year", rf"(?i)\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}\b", 0.5),
+    ("year_month_day_dots", r"\b\d{4}\.(?:0?[1-9]|1[0-2])\.(?:0?[1-9]|[12]\d|3[01])\b", 0.5),
 ]
 _ASCII_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
 _IBAN_CANDIDATE = re.compile(r"(?<![A-Z0-9])[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]){11,32}")
@@ -446,7 +484,7 @@ class Redactor:
 
         def with_context(base: type, context: re.Pattern[str], trigger: re.Pattern[str] | None = None) -> type:
             """`base` whose weak results count when `context` words come just before them. With `trigger`
-            (its context words: it has no strong results), a text without one is not read at all."""
+            (its context words), only results after context count, and a text without one is not read."""
 
             class ContextGated(base):
                 def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
@@ -455,8 +493,10 @@ class Redactor:
                     results = super().analyze(text, entities, nlp_artifacts, regex_flags)
                     for result in results:
                         before = text[max(0, result.start - _CONTEXT_CHARS) : result.start]
-                        if result.score < _SCORE_THRESHOLD and context.search(before):
-                            result.score = _CONTEXT_SCORE
+                        if (result.score < _SCORE_THRESHOLD or trigger is not None) and context.search(before):
+                            result.score = max(result.score, _CONTEXT_SCORE)
+                        elif trigger is not None:
+                            result.score = 0.0
                     return results
 
             ContextGated.__name__ = base.__name__
@@ -469,10 +509,16 @@ class Redactor:
         wanted: dict[str, list] = {
             "email": [Email()],
             "phone": [Phone(supported_regions=self.phone_regions, leniency=1)],
-            "card": [card(patterns=card_patterns, replacement_pairs=[("-", ""), (" ", ""), (".", "")])],
+            "card": [card(patterns=card_patterns, replacement_pairs=[("-", ""), (" ", ""), (".", ""), ("/", "")])],
             "iban": [Iban()],
             "ip": [Ip()],
             "ssn": [with_context(recognisers.UsSsnRecognizer, _SSN_CONTEXT)()],
+            "date_of_birth": [
+                with_context(recognisers.DateRecognizer, _DOB_CONTEXT, _DOB_WORD)(
+                    patterns=[*recognisers.DateRecognizer.PATTERNS, *(Pattern(n, r, s) for n, r, s in _DATE_PATTERNS)],
+                    supported_entity="DATE_OF_BIRTH",
+                )
+            ],
             "passport": [
                 with_context(PatternRecognizer, _PASSPORT_CONTEXT, _PASSPORT_WORD)(
                     supported_entity="PASSPORT",
@@ -638,14 +684,20 @@ def _secret_kind_of_key(key: str | None) -> str | None:
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
 
 
+# Dashes NFKC keeps (`4111–1111–…` with en dashes), read as `-`; and digits of other scripts (`٤١٥٥`), read as
+# ASCII digits: the embedded text keeps both, so the value would stay readable there.
+_DASHES = dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d", "-")
+_UNUSUAL = re.compile(_INVISIBLE.pattern + "|[" + "".join(_DASHES) + "]|(?![0-9])\\d")
+
+
 def _normalised(text: str) -> tuple[str, list[int] | None]:
     """(what the recognisers read, the index in `text` of each of its characters; None when it is `text`).
 
     The embedded text is NFKC-normalised (loop_assets/dedup/text.py), which turns fullwidth `４１１１` and
     `ａ＠ｂ．ｃｏｍ` into ASCII; so the recognisers read the NFKC form, character by character so that every
     finding maps back to a span of the text as written, which is what gets replaced. Characters that are
-    not found in anything keep their own form."""
-    if text.isascii() or (unicodedata.is_normalized("NFKC", text) and not _INVISIBLE.search(text)):
+    not found in anything keep their own form. Dashes and digits of other scripts are read as ASCII too."""
+    if text.isascii() or (unicodedata.is_normalized("NFKC", text) and not _UNUSUAL.search(text)):
         return text, None
     chars: list[str] = []
     origin: list[int] = []
@@ -654,10 +706,15 @@ def _normalised(text: str) -> tuple[str, list[int] | None]:
             chars.append(char)
             origin.append(i)
         elif not _INVISIBLE.match(char):
-            normal = unicodedata.normalize("NFKC", char)
+            normal = _DASHES.get(char) or _ascii_digit(char) or unicodedata.normalize("NFKC", char)
             chars.append(normal)
             origin.extend([i] * len(normal))
     return "".join(chars), origin
+
+
+def _ascii_digit(char: str) -> str | None:
+    digit = unicodedata.decimal(char, None)
+    return None if digit is None else str(digit)
 
 
 def _json_document(text: str) -> Any:

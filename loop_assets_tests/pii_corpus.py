@@ -364,7 +364,19 @@ NOT_PII = [
 # passwords and keys in prose and in configuration syntax, PEM private keys, US SSNs and passport numbers.
 # Its sentences are its own (not SENTENCES), so it measures more than the patterns were written against.
 
-HELD_OUT_TYPES = ("email", "phone", "card", "iban", "ip", "password", "private_key", "api_key", "ssn", "passport")
+HELD_OUT_TYPES = (
+    "email",
+    "phone",
+    "card",
+    "iban",
+    "ip",
+    "password",
+    "private_key",
+    "api_key",
+    "ssn",
+    "passport",
+    "date_of_birth",
+)
 HELD_OUT_SENTENCES = [
     "{}",
     "hi, {} - can you look into it asap?",
@@ -375,6 +387,8 @@ HELD_OUT_SENTENCES = [
     "- {}\n- retry count: 3",
     "Support note (internal): {}.",
 ]
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October"]
+MONTHS += ["November", "December"]
 _FULLWIDTH = {c: chr(ord(c) + 0xFEE0) for c in string.ascii_letters + string.digits + "@.+-_"}
 
 
@@ -579,6 +593,19 @@ def held_out(seed: int = 11, per_variant: int = 24) -> list[Sample]:
         )
         template = rng.choice(["passport number {}", "Passport No. {}", "my passport: {}", "passport #{}"])
         plain("passport", "after_word", passport, template, "<PASSPORT>")
+        # dates of birth
+        year, month, day = rng.randint(1930, 2010), rng.randint(1, 12), rng.randint(1, 28)
+        name = MONTHS[month - 1]
+        dob, template = rng.choice(
+            [
+                (f"{year}-{month:02d}-{day:02d}", "DOB: {}"),
+                (f"{day} {name} {year}", "date of birth {}"),
+                (f"{name} {day}, {year}", "I was born on {}"),
+                (f"{month:02d}/{day:02d}/{year}", "birthday: {}"),
+                (f"{day:02d}.{month:02d}.{year}", "Geburtsdatum {}"),
+            ]
+        )
+        plain("date_of_birth", "after_word", dob, template, "<DATE_OF_BIRTH>")
     return samples
 
 
@@ -600,4 +627,6 @@ HELD_OUT_NOT_PII = [
     "Call ID 2024-11-16-000045 closed",
     "Dates: 2026-11-16, 11/16/2026, 16.11.2026",
     "my account number is in the app and the SSN field is empty",
+    "the idea was born on a napkin; the invoice is dated 2026-11-16",
+    "Set the start date to 04/12/1990 in the report filter.",
 ]

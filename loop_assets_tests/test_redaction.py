@@ -99,6 +99,7 @@ def test_counts_name_the_kind(samples, redacted, held, held_redacted):
     assert set(kinds) == set(PLACEHOLDERS)  # every kind, secrets per kind
     assert kinds["email"] >= 200 and kinds["api_key"] >= 250 and kinds["jwt"] >= 40
     assert kinds["ssn"] >= 20 and kinds["passport"] >= 20 and kinds["private_key"] >= 20
+    assert kinds["date_of_birth"] >= 20
 
 
 @pytest.mark.parametrize("text", NOT_PII)
@@ -172,8 +173,9 @@ def test_fullwidth_values_are_redacted_where_they_stand_and_the_rest_keeps_its_f
     out, counts = redact_text(text)
     assert out == "カード <CARD>、メール <EMAIL>、ＯＫ" and counts == {"card": 1, "email": 1}
     assert _embedded(out) == unicodedata.normalize("NFKC", out).lower()
-    # zero-width characters do not hide a value either
+    # neither do zero-width characters, en dashes (NFKC keeps both) or digits of another script
     assert redact_text("card 4111\u200b1111\u200b1111\u200b1111 ok")[0] == "card <CARD> ok"
+    assert redact_text("card 4111–1111–1111–1111, call ٤١٥٥٥٥٢٦٧١")[0] == "card <CARD>, call <PHONE>"
 
 
 def test_a_json_value_is_redacted_by_the_secret_its_key_names():
@@ -208,6 +210,13 @@ def test_held_out_lookalikes_are_left_alone(text):
         ("invoice 2024-000123, call 2024-000123", "invoice 2024-000123, call <PHONE>"),
         ("Fax: 540-392-6876-Fax", "Fax: <PHONE>-Fax"),
         ("Password=Sup3r@Secret; and the password: hunter22.", "Password=<PASSWORD>; and the password: <PASSWORD>."),
+        # beyond the list
+        ("mysql --password Hunter2024 -h db; pass: Winter2025!", "mysql --password <PASSWORD> -h db; pass: <PASSWORD>"),
+        ("Authorization: Basic dXNlcjpodW50ZXIyMg==", "Authorization: Basic <PASSWORD>"),
+        ("AWS_SESSION_TOKEN=FwoGZXIvYXdzEJr//wEaDHk3 ok", "AWS_SESSION_TOKEN=<API_KEY> ok"),
+        ("twilio SK0123456789abcdef0123456789abcdef", "twilio <API_KEY>"),
+        ("DOB: 1990-04-12; I was born on April 12th, 1990", "DOB: <DATE_OF_BIRTH>; I was born on <DATE_OF_BIRTH>"),
+        ("my birthday is coming and the meeting is 2026-11-16", "my birthday is coming and the meeting is 2026-11-16"),
     ],
 )
 def test_held_out_examples(text, expected):
