@@ -21,31 +21,37 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 import orjson
 
 from loop_assets.config import IngestConfig
 
+
 # The columns a format fills for each normalised trace (capture adds day, record_hash and provenance).
-TRACE_FIELDS = (
-    "trace_id",
-    "span_id",
-    "ts",
-    "app",
-    "model",
-    "input_messages",
-    "input_text",
-    "output_text",
-    "latency_ms",
-    "finish_reason",
-    "error",
-    "feedback",
-    "feedback_thumbs",
-    "feedback_rating",
-    "corrected_output",
-    "metadata",
-)
+class TraceRow(TypedDict):
+    """One LLM call as every format gives it: the `raw_traces` columns a parser fills (tables.RAW_TRACES
+    says what each holds); capture adds the day, the record hash and where it was read."""
+
+    trace_id: str
+    span_id: str | None
+    ts: datetime
+    app: str
+    model: str | None
+    input_messages: str
+    input_text: str
+    output_text: str | None
+    latency_ms: float | None
+    finish_reason: str | None
+    error: str | None
+    feedback: str | None
+    feedback_thumbs: str | None
+    feedback_rating: float | None
+    corrected_output: str | None
+    metadata: str
+
+
+TRACE_FIELDS = tuple(TraceRow.__annotations__)
 
 # Every reason_code a quarantined record can carry, with what it means.
 REASON_CODES: dict[str, str] = {
@@ -109,7 +115,7 @@ class TraceFormat(Protocol):
 
     def normalise(
         self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None
-    ) -> list[dict[str, Any]]: ...
+    ) -> list[TraceRow]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ from typing import Any
 from loop_assets.capture.formats.base import (
     Part,
     RecordError,
+    TraceRow,
     check_timestamp_range,
     normalise_all,
     parse_timestamp,
@@ -112,7 +113,7 @@ class LangfuseFormat:
 
     def normalise(
         self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[TraceRow]:
         return normalise_all(self, obj, ingest, now, _read)
 
 
@@ -204,7 +205,7 @@ def _str(value: Any) -> str | None:
     return None if value in (None, "") else as_text(value)
 
 
-def _read(obs: dict[str, Any], ingest: IngestConfig, now: datetime | None) -> list[dict[str, Any]]:
+def _read(obs: dict[str, Any], ingest: IngestConfig, now: datetime | None) -> list[TraceRow]:
     field = next((k for k in ("startTime", "start_time", "timestamp") if obs.get(k) not in (None, "")), None)
     if field is None:
         raise RecordError("missing_field", "no start time: `startTime` is missing or null")
@@ -217,7 +218,7 @@ def _read(obs: dict[str, Any], ingest: IngestConfig, now: datetime | None) -> li
         raise
 
 
-def _normalise(obs: dict[str, Any], ingest: IngestConfig, ts: datetime, ts_field: str) -> dict[str, Any]:
+def _normalise(obs: dict[str, Any], ingest: IngestConfig, ts: datetime, ts_field: str) -> TraceRow:
     used = set(_READ) | {ts_field}
     trace = obs.get("trace") if isinstance(obs.get("trace"), dict) else {}
     if "input" not in obs or obs["input"] is None:
@@ -240,24 +241,24 @@ def _normalise(obs: dict[str, Any], ingest: IngestConfig, ts: datetime, ts_field
     scores = [_score(s) for s in obs.get("scores") or [] if isinstance(s, dict)]
     feedback, thumbs, rating, corrected = feedback_columns(scores)
     trace_id = _str(obs.get("traceId")) or _str(trace.get("id")) or "h_" + record_hash(obs)[:32]
-    return {
-        "trace_id": trace_id,
-        "span_id": _str(obs.get("id")),
-        "ts": ts,
-        "app": _app(obs, trace),
-        "model": model,
-        "input_messages": to_json(messages),
-        "input_text": input_text(messages, ingest.context_min_chars),
-        "output_text": text,
-        "latency_ms": _latency(obs, ts, used),
-        "finish_reason": finish,
-        "error": error,
-        "feedback": feedback,
-        "feedback_thumbs": thumbs,
-        "feedback_rating": rating,
-        "corrected_output": corrected,
-        "metadata": to_json(_metadata(obs, trace, used, calls)),
-    }
+    return TraceRow(
+        trace_id=trace_id,
+        span_id=_str(obs.get("id")),
+        ts=ts,
+        app=_app(obs, trace),
+        model=model,
+        input_messages=to_json(messages),
+        input_text=input_text(messages, ingest.context_min_chars),
+        output_text=text,
+        latency_ms=_latency(obs, ts, used),
+        finish_reason=finish,
+        error=error,
+        feedback=feedback,
+        feedback_thumbs=thumbs,
+        feedback_rating=rating,
+        corrected_output=corrected,
+        metadata=to_json(_metadata(obs, trace, used, calls)),
+    )
 
 
 def _latency(obs: dict[str, Any], ts: datetime, used: set[str]) -> float | None:

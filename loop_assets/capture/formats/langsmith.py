@@ -49,6 +49,7 @@ from typing import Any
 from loop_assets.capture.formats.base import (
     Part,
     RecordError,
+    TraceRow,
     check_timestamp_range,
     get_path,
     normalise_all,
@@ -102,7 +103,7 @@ class LangSmithFormat:
 
     def normalise(
         self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[TraceRow]:
         return normalise_all(self, obj, ingest, now, _read)
 
 
@@ -172,7 +173,7 @@ def _str(value: Any) -> str | None:
     return None if value in (None, "") else as_text(value)
 
 
-def _read(run: dict[str, Any], ingest: IngestConfig, now: datetime | None) -> list[dict[str, Any]]:
+def _read(run: dict[str, Any], ingest: IngestConfig, now: datetime | None) -> list[TraceRow]:
     if run.get("start_time") in (None, ""):
         raise RecordError("missing_field", "no start time: `start_time` is missing or null")
     ts = parse_timestamp(run["start_time"], "start_time")
@@ -184,7 +185,7 @@ def _read(run: dict[str, Any], ingest: IngestConfig, now: datetime | None) -> li
         raise
 
 
-def _normalise(run: dict[str, Any], ingest: IngestConfig, ts: datetime) -> dict[str, Any]:
+def _normalise(run: dict[str, Any], ingest: IngestConfig, ts: datetime) -> TraceRow:
     used = set(_READ)
     inputs = run.get("inputs")
     if inputs is None:
@@ -207,24 +208,24 @@ def _normalise(run: dict[str, Any], ingest: IngestConfig, ts: datetime) -> dict[
         used.add("feedback_stats")
     feedback, thumbs, rating, corrected = feedback_columns(scores)
     trace_id = _str(run.get("trace_id")) or _str(run.get("id")) or "h_" + record_hash(run)[:32]
-    return {
-        "trace_id": trace_id,
-        "span_id": _str(run.get("id")),
-        "ts": ts,
-        "app": _app(run),
-        "model": _model(run),
-        "input_messages": to_json(messages),
-        "input_text": input_text(messages, ingest.context_min_chars),
-        "output_text": text,
-        "latency_ms": _latency(run, ts),
-        "finish_reason": finish,
-        "error": error,
-        "feedback": feedback,
-        "feedback_thumbs": thumbs,
-        "feedback_rating": rating,
-        "corrected_output": corrected,
-        "metadata": to_json(_metadata(run, used, calls)),
-    }
+    return TraceRow(
+        trace_id=trace_id,
+        span_id=_str(run.get("id")),
+        ts=ts,
+        app=_app(run),
+        model=_model(run),
+        input_messages=to_json(messages),
+        input_text=input_text(messages, ingest.context_min_chars),
+        output_text=text,
+        latency_ms=_latency(run, ts),
+        finish_reason=finish,
+        error=error,
+        feedback=feedback,
+        feedback_thumbs=thumbs,
+        feedback_rating=rating,
+        corrected_output=corrected,
+        metadata=to_json(_metadata(run, used, calls)),
+    )
 
 
 def _latency(run: dict[str, Any], ts: datetime) -> float | None:

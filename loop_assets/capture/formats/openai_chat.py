@@ -73,6 +73,7 @@ from typing import Any
 
 from loop_assets.capture.formats.base import (
     RecordError,
+    TraceRow,
     check_timestamp_range,
     get_path,
     json_type,
@@ -110,7 +111,7 @@ class OpenAIChatFormat:
 
     def normalise(
         self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[TraceRow]:
         used: set[str] = set()
         ts, ts_field = _timestamp(obj, used)
         check_timestamp_range(ts, ts_field, ingest, now)
@@ -124,7 +125,7 @@ class OpenAIChatFormat:
 FORMAT = OpenAIChatFormat()
 
 
-def _normalise(obj: dict[str, Any], ingest: IngestConfig, ts: datetime, used: set[str]) -> dict[str, Any]:
+def _normalise(obj: dict[str, Any], ingest: IngestConfig, ts: datetime, used: set[str]) -> TraceRow:
     sub_used: dict[str, set[str]] = {"request": set(), "response": set(), "input": set()}
     trace_id = _trace_id(obj, used)
     span_id = _opt_text(obj, "span_id", used)
@@ -150,24 +151,24 @@ def _normalise(obj: dict[str, Any], ingest: IngestConfig, ts: datetime, used: se
     feedback, thumbs, rating, corrected = _feedback(obj, used)
     metadata = _metadata(obj, used, sub_used, tool_calls)
 
-    return {
-        "trace_id": trace_id,
-        "span_id": span_id,
-        "ts": ts,
-        "app": app,
-        "model": model,
-        "input_messages": to_json(messages),
-        "input_text": _input_text(turns, ingest.context_min_chars),
-        "output_text": output_text,
-        "latency_ms": latency_ms,
-        "finish_reason": finish_reason,
-        "error": error,
-        "feedback": feedback,
-        "feedback_thumbs": thumbs,
-        "feedback_rating": rating,
-        "corrected_output": corrected,
-        "metadata": to_json(metadata),
-    }
+    return TraceRow(
+        trace_id=trace_id,
+        span_id=span_id,
+        ts=ts,
+        app=app,
+        model=model,
+        input_messages=to_json(messages),
+        input_text=_input_text(turns, ingest.context_min_chars),
+        output_text=output_text,
+        latency_ms=latency_ms,
+        finish_reason=finish_reason,
+        error=error,
+        feedback=feedback,
+        feedback_thumbs=thumbs,
+        feedback_rating=rating,
+        corrected_output=corrected,
+        metadata=to_json(metadata),
+    )
 
 
 # --- fields -------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from typing import Any
 from loop_assets.capture.formats.base import (
     Part,
     RecordError,
+    TraceRow,
     check_timestamp_range,
     json_type,
     normalise_all,
@@ -518,7 +519,7 @@ def read_span(
 
 def _read_span(
     span: Span, part_obj: dict[str, Any], ingest: IngestConfig, ts: datetime, reader: Reader, convention: str
-) -> dict[str, Any]:
+) -> TraceRow:
     reading = reader(span)
     if not reading.messages:
         raise RecordError("invalid_value", "the span's request messages are empty")
@@ -533,24 +534,24 @@ def _read_span(
     feedback, thumbs, rating, corrected = feedback_columns(reading.scores)
     metadata = _metadata(span, reading, convention)
     trace_id = span.trace_id or "h_" + record_hash(part_obj)[:32]
-    return {
-        "trace_id": trace_id,
-        "span_id": span.span_id,
-        "ts": ts,
-        "app": _app(span),
-        "model": reading.model,
-        "input_messages": to_json(reading.messages),
-        "input_text": input_text(reading.messages, ingest.context_min_chars),
-        "output_text": output,
-        "latency_ms": latency,
-        "finish_reason": finish,
-        "error": error,
-        "feedback": feedback,
-        "feedback_thumbs": thumbs,
-        "feedback_rating": rating,
-        "corrected_output": corrected,
-        "metadata": to_json(metadata),
-    }
+    return TraceRow(
+        trace_id=trace_id,
+        span_id=span.span_id,
+        ts=ts,
+        app=_app(span),
+        model=reading.model,
+        input_messages=to_json(reading.messages),
+        input_text=input_text(reading.messages, ingest.context_min_chars),
+        output_text=output,
+        latency_ms=latency,
+        finish_reason=finish,
+        error=error,
+        feedback=feedback,
+        feedback_thumbs=thumbs,
+        feedback_rating=rating,
+        corrected_output=corrected,
+        metadata=to_json(metadata),
+    )
 
 
 def _latency(span: Span, ts: datetime) -> float | None:
@@ -706,10 +707,10 @@ class SpanFormat:
 
     def normalise(
         self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[TraceRow]:
         return normalise_all(self, obj, ingest, now, self._read)
 
-    def _read(self, obj: dict[str, Any], ingest: IngestConfig, now: datetime | None) -> list[dict[str, Any]]:
+    def _read(self, obj: dict[str, Any], ingest: IngestConfig, now: datetime | None) -> list[TraceRow]:
         span = span_from_envelope(obj) if is_envelope(obj) else span_from_object(obj)
         convention, skip = classify_span(span, self.convention)
         if convention is None:
