@@ -111,9 +111,7 @@ class LangfuseFormat:
         )
         return [Part(obj, error=error)]
 
-    def normalise(
-        self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None
-    ) -> list[TraceRow]:
+    def normalise(self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None) -> list[TraceRow]:
         return normalise_all(self, obj, ingest, now, _read)
 
 

@@ -101,9 +101,7 @@ class LangSmithFormat:
             return [_part(obj, ())]
         return _split_tree(obj)
 
-    def normalise(
-        self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None
-    ) -> list[TraceRow]:
+    def normalise(self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None) -> list[TraceRow]:
         return normalise_all(self, obj, ingest, now, _read)
 
 

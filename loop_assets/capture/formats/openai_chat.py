@@ -109,9 +109,7 @@ class OpenAIChatFormat:
             return True
         return any(isinstance(obj.get(key), dict) and "messages" in obj[key] for key in ("request", "input"))
 
-    def normalise(
-        self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None
-    ) -> list[TraceRow]:
+    def normalise(self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None) -> list[TraceRow]:
         used: set[str] = set()
         ts, ts_field = _timestamp(obj, used)
         check_timestamp_range(ts, ts_field, ingest, now)

@@ -705,9 +705,7 @@ class SpanFormat:
             return True
         return any(k.startswith(("gen_ai.", "llm.", "openinference.")) for k in span.attributes)
 
-    def normalise(
-        self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None
-    ) -> list[TraceRow]:
+    def normalise(self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None) -> list[TraceRow]:
         return normalise_all(self, obj, ingest, now, self._read)
 
     def _read(self, obj: dict[str, Any], ingest: IngestConfig, now: datetime | None) -> list[TraceRow]:
