@@ -43,6 +43,7 @@ from loop_assets.capture import scoring
 from loop_assets.config import LoopConfig
 from loop_assets.judge_reply import UnreadableReply, read_judge_reply
 from loop_assets.llm_client import ChatClient
+from loop_assets.messages import message_text
 from loop_assets.warehouse import append_rows, rows_for_keys
 
 PROMPT_VERSION = "1"
@@ -107,16 +108,6 @@ def rubric_version(rubric: str) -> str:
     return f"v{PROMPT_VERSION}-{hashlib.sha256(template.encode('utf-8')).hexdigest()[:10]}"
 
 
-def _content_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
-    return json.dumps(content, ensure_ascii=False)
-
-
 def render_conversation(input_messages: str | None, input_text: str | None) -> str:
     """The request as `[role] content` lines (from input_messages, else input_text), its end kept."""
     lines: list[str] = []
@@ -127,7 +118,7 @@ def render_conversation(input_messages: str | None, input_text: str | None) -> s
     if isinstance(messages, list):
         for m in messages:
             if isinstance(m, dict):
-                lines.append(f"[{m.get('role', 'unknown')}] {_content_text(m.get('content'))}")
+                lines.append(f"[{m.get('role', 'unknown')}] {message_text(m.get('content'))}")
     text = "\n".join(lines) if lines else f"[user] {input_text or ''}"
     if len(text) > MAX_CONVERSATION_CHARS:
         cut = len(text) - MAX_CONVERSATION_CHARS

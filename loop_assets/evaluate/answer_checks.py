@@ -64,6 +64,7 @@ from jsonschema.validators import validator_for
 from loop_assets.capture.scoring import json_output_error, schema_validator
 from loop_assets.case_rule import KNOWN_BAD_MAX_SIMILARITY, RuleError, read_rule
 from loop_assets.judge_reply import MAX_SCORE, MIN_SCORE, UnreadableReply, read_judge_reply
+from loop_assets.messages import message_text
 
 Outcome = Literal["pass", "fail", "unknown"]
 MAX_REASON_CHARS = 300
@@ -351,7 +352,9 @@ def judge_messages(rubric: str, output: str, reference: str | None, messages: li
     """The chat a judge is asked: rubric, the conversation answered, a reference answer if any, the answer."""
     parts = [f"Rubric:\n{rubric}"]
     if messages:
-        convo = "\n".join(f"{m.get('role', '?')}: {m.get('content')}" for m in messages if isinstance(m, dict))
+        convo = "\n".join(
+            f"{m.get('role', '?')}: {message_text(m.get('content'))}" for m in messages if isinstance(m, dict)
+        )
         parts.append(f"Conversation the answer replies to:\n{convo}")
     if reference:
         parts.append(f"Reference answer (known good):\n{reference}")
