@@ -335,7 +335,8 @@ class GradingConfig(_Strict):
         return signals
 
 
-REDACTION_ENTITIES = ("email", "phone", "card", "iban", "ip", "secret", "ssn", "passport", "date_of_birth")
+# ssn, passport and date_of_birth are known, not yet on by default: loop_assets/eval_loop.yaml states the defaults
+REDACTION_ENTITIES = ("email", "phone", "card", "iban", "ip", "secret")
 
 
 class RedactionConfig(_Strict):
