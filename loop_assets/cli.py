@@ -13,15 +13,6 @@ from pathlib import Path
 from loop_assets.tables import LOOP_TABLES
 from loop_assets.warehouse import warehouse_path
 
-LOOP_ASSETS = (
-    "raw_traces",
-    "quarantined_records",
-    "scored_traces",
-    "failure_clusters",
-    "graded_candidates",
-    "eval_suite",
-)
-
 
 def _incoming() -> Path:
     return Path(os.environ.get("EVAL_LOOP_INCOMING", "data/incoming"))

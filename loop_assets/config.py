@@ -39,6 +39,17 @@ DEFAULT_RUBRIC = "The answer is correct, complete and follows the application's 
 ENDPOINT_SECTIONS = ("judge", "model_endpoint")
 
 
+def iso_day(value: str) -> str:
+    """`value` when it is a day YYYY-MM-DD, else the error pydantic reports for the key."""
+    from datetime import date
+
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"must be a date YYYY-MM-DD, got {value!r}") from None
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -139,13 +150,7 @@ class IngestConfig(_Strict):
     @field_validator("earliest_timestamp")
     @classmethod
     def _is_date(cls, value: str) -> str:
-        from datetime import date
-
-        try:
-            date.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"must be a date YYYY-MM-DD, got {value!r}") from None
-        return value
+        return iso_day(value)
 
 
 class LatencyConfig(_Strict):
@@ -335,8 +340,7 @@ class GradingConfig(_Strict):
         return signals
 
 
-# ssn, passport and date_of_birth are known, not yet on by default: loop_assets/eval_loop.yaml states the defaults
-REDACTION_ENTITIES = ("email", "phone", "card", "iban", "ip", "secret")
+REDACTION_ENTITIES = ("email", "phone", "card", "iban", "ip", "secret", "ssn", "passport", "date_of_birth")
 
 
 class RedactionConfig(_Strict):
@@ -478,13 +482,7 @@ class LoopConfig(_Strict):
     @field_validator("partitions_start")
     @classmethod
     def _is_date(cls, value: str) -> str:
-        from datetime import date
-
-        try:
-            date.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"must be a date YYYY-MM-DD, got {value!r}") from None
-        return value
+        return iso_day(value)
 
     @model_validator(mode="after")
     def _no_records_before_the_first_partition(self) -> LoopConfig:

@@ -352,3 +352,11 @@ def get_path(obj: Mapping[str, Any], path: str) -> Any:
             return None
         current = current.get(key)
     return current
+
+
+def start_seconds(obj: dict[str, Any], field: str) -> float:
+    """The item's start time as a sort key; unreadable or missing times sort first."""
+    try:
+        return parse_timestamp(obj.get(field), field).timestamp()
+    except RecordError:
+        return float("-inf")

@@ -57,6 +57,11 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def text_or_none(value: Any) -> str | None:
+    """A field's text, None when it is missing or empty."""
+    return None if value in (None, "") else as_text(value)
+
+
 def as_text(value: Any) -> str:
     """A string as is, anything else as compact JSON."""
     return value if isinstance(value, str) else compact_json(value)

@@ -55,9 +55,17 @@ from loop_assets.capture.formats.base import (
     parse_timestamp,
     record_hash,
     show,
+    start_seconds,
     to_json,
 )
-from loop_assets.capture.formats.chat import as_text, feedback_columns, input_text, messages_from, output_from
+from loop_assets.capture.formats.chat import (
+    as_text,
+    feedback_columns,
+    input_text,
+    messages_from,
+    output_from,
+    text_or_none,
+)
 from loop_assets.config import IngestConfig
 
 OBSERVATION_TYPES = frozenset(
@@ -143,7 +151,7 @@ def _split_trace(trace: dict[str, Any]) -> list[Part]:
         scores = []
     generations = [i for i, o in enumerate(observations) if isinstance(o, dict) and _type(o) == "GENERATION"]
     generation_ids = {str(observations[i].get("id")): i for i in generations}
-    last = max(generations, key=lambda i: (_sort_time(observations[i]), i)) if generations else None
+    last = max(generations, key=lambda i: (start_seconds(observations[i], "startTime"), i)) if generations else None
     # A score on a generation goes with it; every other score (on the trace, on a SPAN observation, or on
     # an observation not in this export) goes with the trace's last generation, the answer the user saw.
     attached: dict[int, list[Any]] = {}
@@ -169,7 +177,7 @@ def _split_trace(trace: dict[str, Any]) -> list[Part]:
                     path,
                     skip="observation listed by id only (export traces with their observations)",
                     label=f"observation {obs}",
-                    trace_id=_str(trace.get("id")),
+                    trace_id=text_or_none(trace.get("id")),
                     item_id=obs,
                 )
             )
@@ -190,17 +198,6 @@ def _split_trace(trace: dict[str, Any]) -> list[Part]:
 
 def _ids(observations: list[Any]) -> set[str]:
     return {str(o.get("id")) for o in observations if isinstance(o, dict)}
-
-
-def _sort_time(obs: dict[str, Any]) -> float:
-    try:
-        return parse_timestamp(obs.get("startTime"), "startTime").timestamp()
-    except RecordError:
-        return float("-inf")
-
-
-def _str(value: Any) -> str | None:
-    return None if value in (None, "") else as_text(value)
 
 
 def _read(obs: dict[str, Any], ingest: IngestConfig, now: datetime | None) -> list[TraceRow]:
@@ -224,24 +221,24 @@ def _normalise(obs: dict[str, Any], ingest: IngestConfig, ts: datetime, ts_field
     messages = messages_from(obs["input"], "input")
     text, finish, calls = output_from(obs.get("output"), "output")
     error = None
-    if _str(obs.get("level")) and str(obs["level"]).upper() == "ERROR":
-        error = _str(obs.get("statusMessage")) or "ERROR"
+    if text_or_none(obs.get("level")) and str(obs["level"]).upper() == "ERROR":
+        error = text_or_none(obs.get("statusMessage")) or "ERROR"
         used |= {"level", "statusMessage"}
     if text is None:
         text = None if error is not None else ""
     if finish is None and calls and not text:
         finish = "tool_calls"
-    model = _str(obs.get("model")) or _str(obs.get("providedModelName"))
-    if model and not _str(obs.get("model")):
+    model = text_or_none(obs.get("model")) or text_or_none(obs.get("providedModelName"))
+    if model and not text_or_none(obs.get("model")):
         used.add("providedModelName")
     if obs.get("scores") is not None and not isinstance(obs["scores"], list):
         raise RecordError("wrong_type", f"`scores` must be a list of score objects, got {show(obs['scores'])}")
     scores = [_score(s) for s in obs.get("scores") or [] if isinstance(s, dict)]
     feedback, thumbs, rating, corrected = feedback_columns(scores)
-    trace_id = _str(obs.get("traceId")) or _str(trace.get("id")) or "h_" + record_hash(obs)[:32]
+    trace_id = text_or_none(obs.get("traceId")) or text_or_none(trace.get("id")) or "h_" + record_hash(obs)[:32]
     return TraceRow(
         trace_id=trace_id,
-        span_id=_str(obs.get("id")),
+        span_id=text_or_none(obs.get("id")),
         ts=ts,
         app=_app(obs, trace),
         model=model,
@@ -274,10 +271,10 @@ def _latency(obs: dict[str, Any], ts: datetime, used: set[str]) -> float | None:
 
 def _app(obs: dict[str, Any], trace: dict[str, Any]) -> str:
     for source in (obs.get("metadata"), trace.get("metadata")):
-        if isinstance(source, dict) and _str(source.get("app")):
+        if isinstance(source, dict) and text_or_none(source.get("app")):
             return as_text(source["app"])
     for name in (trace.get("name"), obs.get("traceName")):
-        if _str(name):
+        if text_or_none(name):
             return as_text(name)
     return "default"
 

@@ -56,9 +56,17 @@ from loop_assets.capture.formats.base import (
     parse_timestamp,
     record_hash,
     show,
+    start_seconds,
     to_json,
 )
-from loop_assets.capture.formats.chat import as_text, feedback_columns, input_text, messages_from, output_from
+from loop_assets.capture.formats.chat import (
+    as_text,
+    feedback_columns,
+    input_text,
+    messages_from,
+    output_from,
+    text_or_none,
+)
 from loop_assets.config import IngestConfig
 
 RUN_TYPES = frozenset({"llm", "chain", "tool", "retriever", "embedding", "prompt", "parser"})
@@ -112,7 +120,14 @@ def _part(run: dict[str, Any], path: tuple[str | int, ...]) -> Part:
     kind = run.get("run_type")
     label = f"{kind} run {run.get('id')}" + (f" {run['name']!r}" if run.get("name") else "")
     skip = None if kind == "llm" else f"LangSmith {kind} run, not an LLM call"
-    return Part(run, path, skip=skip, label=label, trace_id=_str(run.get("trace_id")), item_id=_str(run.get("id")))
+    return Part(
+        run,
+        path,
+        skip=skip,
+        label=label,
+        trace_id=text_or_none(run.get("trace_id")),
+        item_id=text_or_none(run.get("id")),
+    )
 
 
 def _split_tree(root: dict[str, Any]) -> list[Part]:
@@ -128,7 +143,7 @@ def _split_tree(root: dict[str, Any]) -> list[Part]:
     inherited = {k: root[k] for k in ("session_name", "session_id") if root.get(k) is not None}
     root_meta = get_path(root, "extra.metadata")
     llm_indexes = [i for i, (_, run) in enumerate(found) if isinstance(run, dict) and run.get("run_type") == "llm"]
-    last = max(llm_indexes, key=lambda i: (_sort_time(found[i][1]), i)) if llm_indexes else None
+    last = max(llm_indexes, key=lambda i: (start_seconds(found[i][1], "start_time"), i)) if llm_indexes else None
     passed_on = []  # feedback of non-LLM runs, for the last LLM run
     for _, run in found:
         if isinstance(run, dict) and run.get("run_type") != "llm" and isinstance(run.get("feedback"), list):
@@ -143,7 +158,11 @@ def _split_tree(root: dict[str, Any]) -> list[Part]:
         if path:
             for key, value in inherited.items():
                 item.setdefault(key, value)
-            if isinstance(root_meta, dict) and root_meta.get("app") and not _str(get_path(item, "extra.metadata.app")):
+            if (
+                isinstance(root_meta, dict)
+                and root_meta.get("app")
+                and not text_or_none(get_path(item, "extra.metadata.app"))
+            ):
                 extra = item.get("extra") if isinstance(item.get("extra"), dict) else {}
                 meta = extra.get("metadata") if isinstance(extra.get("metadata"), dict) else {}
                 item["extra"] = {**extra, "metadata": {**meta, "app": root_meta["app"]}}
@@ -158,17 +177,6 @@ def _split_tree(root: dict[str, Any]) -> list[Part]:
 
 def _where(path: tuple[str | int, ...]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or "the root"
-
-
-def _sort_time(run: dict[str, Any]) -> float:
-    try:
-        return parse_timestamp(run.get("start_time"), "start_time").timestamp()
-    except RecordError:
-        return float("-inf")
-
-
-def _str(value: Any) -> str | None:
-    return None if value in (None, "") else as_text(value)
 
 
 def _read(run: dict[str, Any], ingest: IngestConfig, now: datetime | None) -> list[TraceRow]:
@@ -191,7 +199,7 @@ def _normalise(run: dict[str, Any], ingest: IngestConfig, ts: datetime) -> Trace
     messages = messages_from(inputs, "inputs")
     outputs = run.get("outputs")
     text, finish, calls = output_from(outputs, "outputs")
-    error = _str(run.get("error"))
+    error = text_or_none(run.get("error"))
     if text is None:
         text = None if error is not None else ""
     if finish is None and calls and not text:
@@ -205,10 +213,10 @@ def _normalise(run: dict[str, Any], ingest: IngestConfig, ts: datetime) -> Trace
         scores = [_stat(key, value) for key, value in stats.items()]
         used.add("feedback_stats")
     feedback, thumbs, rating, corrected = feedback_columns(scores)
-    trace_id = _str(run.get("trace_id")) or _str(run.get("id")) or "h_" + record_hash(run)[:32]
+    trace_id = text_or_none(run.get("trace_id")) or text_or_none(run.get("id")) or "h_" + record_hash(run)[:32]
     return TraceRow(
         trace_id=trace_id,
-        span_id=_str(run.get("id")),
+        span_id=text_or_none(run.get("id")),
         ts=ts,
         app=_app(run),
         model=_model(run),
