@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 
 from loop_assets.definitions import daily_assets
-from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
+from loop_assets.defs.resources import Embedder, LlmEndpoints, LoopSettings, Warehouse
 
 START = date(2026, 11, 16)
 DAYS = [START + timedelta(days=i) for i in range(3)]
@@ -34,6 +34,7 @@ class Loop:
             ),
             "warehouse": Warehouse(database=str(self.warehouse)),
             "embedder": Embedder(),
+            "endpoints": LlmEndpoints(),
         }
 
     def run(

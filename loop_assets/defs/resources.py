@@ -1,4 +1,4 @@
-"""Resources: where things are, the configuration, the warehouse and the embedding model."""
+"""Resources: where things are, the configuration, the warehouse, the embedding model and the LLM endpoints."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pydantic import Field, PrivateAttr
 
 from loop_assets.config import LoopConfig, load_config
 from loop_assets.dedup.embedding import SentenceEncoder
+from loop_assets.llm_client import ChatClient
 from loop_assets.warehouse import DEFAULT_LOCK_TIMEOUT_SECONDS, lock_timeout_seconds, open_warehouse, warehouse_path
 
 
@@ -88,6 +89,33 @@ class Embedder(dg.ConfigurableResource):
         return self.encoder(config).model_id
 
 
+class LlmEndpoints(dg.ConfigurableResource):
+    """The LLM judge and the model under test: OpenAI-compatible servers that the configuration's `judge:`
+    and `model_endpoint:` sections describe (keys only from the environment variables they name).
+
+    A base URL set here replaces the file's (a deployment's gateway, a test's local server); empty keeps it.
+    Without a section in the file there is no endpoint, whatever is set here.
+    """
+
+    judge_base_url: str = ""
+    model_base_url: str = ""
+
+    def applied(self, config: LoopConfig) -> LoopConfig:
+        """`config` with these endpoints: what every step that calls an endpoint reads."""
+        update = {}
+        if config.judge is not None and self.judge_base_url:
+            update["judge"] = config.judge.model_copy(update={"base_url": self.judge_base_url})
+        if config.model_endpoint is not None and self.model_base_url:
+            update["model_endpoint"] = config.model_endpoint.model_copy(update={"base_url": self.model_base_url})
+        return config.model_copy(update=update) if update else config
+
+    def judge_client(self, config: LoopConfig) -> ChatClient | None:
+        return ChatClient.from_config(self.applied(config).judge)
+
+    def model_client(self, config: LoopConfig) -> ChatClient | None:
+        return ChatClient.from_config(self.applied(config).model_endpoint)
+
+
 def default_resources() -> dict[str, object]:
     """Resources from the environment: EVAL_LOOP_WAREHOUSE, EVAL_LOOP_INCOMING, EVAL_LOOP_CONFIG and
     EVAL_LOOP_LOCK_TIMEOUT."""
@@ -98,4 +126,5 @@ def default_resources() -> dict[str, object]:
         ),
         "warehouse": Warehouse(database=warehouse_path(), lock_timeout_seconds=lock_timeout_seconds()),
         "embedder": Embedder(),
+        "endpoints": LlmEndpoints(),
     }

@@ -30,7 +30,7 @@ import pytest
 
 from loop_assets.definitions import daily_assets
 from loop_assets.defs.assets.grade import GRADED, earlier_grading_in_progress
-from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
+from loop_assets.defs.resources import Embedder, LlmEndpoints, LoopSettings, Warehouse
 from loop_assets.warehouse import LOCK_TIMEOUT, WarehouseLocked, connect, ensure_tables, lock_timeout_seconds
 from loop_assets_tests.defs.test_crash_safety import (
     COMPARED,
@@ -159,6 +159,7 @@ def test_two_days_launched_together_both_succeed_and_equal_the_sequential_result
                 "settings": LoopSettings(incoming_dir=str(deployment.incoming)),
                 "warehouse": Warehouse(database=str(deployment.warehouse)),
                 "embedder": Embedder(),
+                "endpoints": LlmEndpoints(),
             },
         )
         assert first.success

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
+import dagster as dg
 import polars as pl
 import pytest
 import yaml
 
 from loop_assets.config import DEFAULT_CONFIG_PATH
+from loop_assets.definitions import daily_assets
 from loop_assets.defs.assets.coverage import suite_coverage
 from loop_assets.defs.assets.eval_run import eval_run
+from loop_assets.defs.resources import LlmEndpoints
 from loop_assets_tests.chat_server import Reply
 from loop_assets_tests.loop_runner import DAYS, metadata, new_loop
 
@@ -124,3 +127,17 @@ def test_coverage_chart_and_table(in_order):
     [meta] = metadata(result, "suite_coverage")
     assert meta["days"] >= len(DAYS) and meta["chart"].startswith("![coverage](data:image/png;base64,")
     assert meta["suite_size"] == loop.table("SELECT count(*) n FROM eval_suite")["n"][0]
+
+
+def test_the_endpoints_resource_points_the_judge_at_another_server(tmp_path, traffic, chat_server):
+    chat_server.responder = judge_replies
+    # the file names a server nobody listens on; the resource sends the judge to the real one
+    config = write_config(tmp_path, judge={"base_url": "http://127.0.0.1:9/v1", "model": "judge-m", "max_retries": 0})
+    loop = new_loop(tmp_path / "loop", traffic, config)
+    resources = {**loop.resources(), "endpoints": LlmEndpoints(judge_base_url=chat_server.base_url)}
+    capture = [a for a in daily_assets if {k.to_user_string() for k in a.keys} & {"raw_traces", "scored_traces"}]
+    result = dg.materialize(capture, partition_key=str(DAYS[0]), resources=resources, instance=loop.instance)
+    [meta] = metadata(result, "scored_traces")
+    assert result.success and meta["judge_requests"] == chat_server.request_count > 0
+    assert loop.table("SELECT count(*) AS n FROM scored_traces WHERE judge_status = 'scored'")["n"][0] > 0
+    assert LlmEndpoints().applied(loop.resources()["settings"].config()).judge.base_url == "http://127.0.0.1:9/v1"

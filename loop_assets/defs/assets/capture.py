@@ -16,8 +16,7 @@ from loop_assets.capture.ingest_plan import plan_from_warehouse, store_ingest
 from loop_assets.config import RedactionConfig
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
-from loop_assets.defs.resources import LoopSettings, Warehouse
-from loop_assets.llm_client import ChatClient
+from loop_assets.defs.resources import LlmEndpoints, LoopSettings, Warehouse
 from loop_assets.redaction import count_metadata, redact_frame, redact_frame_with_counts
 from loop_assets.report.stats import scored_apps_metadata
 from loop_assets.warehouse import read_partitions, replace_partitions
@@ -180,10 +179,12 @@ def _redact_at_ingest(
         ),
     ],
 )
-def scored_traces(context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse):
-    config = settings.config()
+def scored_traces(
+    context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse, endpoints: LlmEndpoints
+):
+    config = endpoints.applied(settings.config())
     days = partition_days(context)
-    client = ChatClient.from_config(config.judge)
+    client = endpoints.judge_client(config)
     with warehouse.get_connection() as con:
         # without a judge, scoring reads only the columns it scores, not the day's messages and metadata
         columns = None if client is not None else scoring.INPUT_COLUMNS

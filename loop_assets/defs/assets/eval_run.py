@@ -8,7 +8,7 @@ from pydantic import Field
 
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL
-from loop_assets.defs.resources import LoopSettings, Warehouse
+from loop_assets.defs.resources import LlmEndpoints, LoopSettings, Warehouse
 from loop_assets.evaluate.eval_run import EmptySuite, NoModelToGrade, evaluate_suite, store_eval_run
 
 
@@ -32,14 +32,18 @@ class EvalRunConfig(dg.Config):
     pool=DUCKDB_POOL,
 )
 def eval_run(
-    context: dg.AssetExecutionContext, config: EvalRunConfig, settings: LoopSettings, warehouse: Warehouse
+    context: dg.AssetExecutionContext,
+    config: EvalRunConfig,
+    settings: LoopSettings,
+    warehouse: Warehouse,
+    endpoints: LlmEndpoints,
 ) -> dg.MaterializeResult:
     as_of = date.fromisoformat(config.as_of) if config.as_of else None
     try:
+        loop_config = endpoints.applied(settings.config())
         result = evaluate_suite(
-            warehouse.get_connection, settings.config(), config.model, context.run_id, as_of, config.outputs,
-            config.use_judge,
-        )  # fmt: skip
+            warehouse.get_connection, loop_config, config.model, context.run_id, as_of, config.outputs, config.use_judge
+        )
         with warehouse.get_connection() as con:
             store_eval_run(con, result)
     except (NoModelToGrade, EmptySuite) as exc:

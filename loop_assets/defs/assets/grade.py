@@ -8,10 +8,9 @@ import polars as pl
 
 from loop_assets.defs.metadata import markdown_preview, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
-from loop_assets.defs.resources import LoopSettings, Warehouse
+from loop_assets.defs.resources import LlmEndpoints, LoopSettings, Warehouse
 from loop_assets.grade.checks import uncovered_failures
 from loop_assets.grade.grade_day import EarlierDaysUngraded, grade_day
-from loop_assets.llm_client import ChatClient
 from loop_assets.tables import empty
 from loop_assets.warehouse import ensure_tables, replace_partitions
 
@@ -77,14 +76,16 @@ EVERY_FAILURE_COVERED = "every_failure_covered"
         ),
     ],
 )
-def graded_candidates(context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse):
+def graded_candidates(
+    context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse, endpoints: LlmEndpoints
+):
     waiting = earlier_grading_in_progress(context.instance, context.run_id, partition_days(context)[0])
     if waiting:  # give the pool back and retry: those runs grade their earlier days first
         context.log.info(f"waiting for other runs to grade earlier days first: {waiting}")
         raise dg.RetryRequested(max_retries=GRADING_WAIT_RETRIES, seconds_to_wait=GRADING_WAIT_SECONDS)
-    config = settings.config()
+    config = endpoints.applied(settings.config())
     graded_days: list[pl.DataFrame] = [empty("graded_candidates")]
-    client = ChatClient.from_config(config.model_endpoint)
+    client = endpoints.model_client(config)
     context.log.info(
         "difficulty: no model endpoint configured, stored as unknown"
         if client is None
