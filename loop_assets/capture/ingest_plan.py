@@ -62,12 +62,6 @@ def ingest_fingerprint(config: LoopConfig) -> str:
     return digest.hexdigest()
 
 
-def file_version(path: Path) -> tuple[int, datetime]:
-    """(size, modification time) as capture records them in ingest_manifest."""
-    stat = path.stat()
-    return stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC)
-
-
 def listed_versions(incoming: Path) -> dict[str, tuple[int, datetime]]:
     """The present version of every trace file under `incoming`, by its `source_file` name."""
     return {e.name: (e.size, datetime.fromtimestamp(e.mtime, UTC)) for e in scan_incoming(incoming).entries}

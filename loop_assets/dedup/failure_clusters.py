@@ -154,7 +154,3 @@ def cluster_failures(
         pl.lit(run_id).alias("clustered_run_id"),
     )
     return conform("failure_clusters", out.sort("day", "ts", "trace_id"))
-
-
-def days_of(frame: pl.DataFrame) -> list[date]:
-    return sorted(frame["day"].unique().to_list())

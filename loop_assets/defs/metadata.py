@@ -39,8 +39,3 @@ def _cell(value: object, width: int) -> str:
     text = "" if value is None else str(value)
     text = text.replace("|", "\\|").replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def per_day_counts(frame: pl.DataFrame, day_column: str = "day") -> dg.MetadataValue:
-    counts = frame.group_by(day_column).len().sort(day_column)
-    return markdown_preview(counts, limit=400)

@@ -41,10 +41,6 @@ SYSTEM_ROLES = {"system", "developer"}
 TEXT_PART_TYPES = {"text", "input_text", "output_text"}
 
 
-def _is_text(part: Any) -> bool:
-    return isinstance(part, dict) and part.get("type", "text") in TEXT_PART_TYPES and isinstance(part.get("text"), str)
-
-
 def _content(content: Any, where: str, notes: list[str]) -> str | list[dict[str, Any]]:
     if content is None:
         return ""

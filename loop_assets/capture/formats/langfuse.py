@@ -196,10 +196,6 @@ def _split_trace(trace: dict[str, Any]) -> list[Part]:
     return parts
 
 
-def _ids(observations: list[Any]) -> set[str]:
-    return {str(o.get("id")) for o in observations if isinstance(o, dict)}
-
-
 def _read(obs: dict[str, Any], ingest: IngestConfig, now: datetime | None) -> list[TraceRow]:
     field = next((k for k in ("startTime", "start_time", "timestamp") if obs.get(k) not in (None, "")), None)
     if field is None:
