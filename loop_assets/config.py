@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -37,6 +37,10 @@ FLAGS = ("invalid_feedback",)
 
 DEFAULT_RUBRIC = "The answer is correct, complete and follows the application's instructions."
 ENDPOINT_SECTIONS = ("judge", "model_endpoint")
+
+
+FormatName = Literal["openai_chat", "otel_genai", "openinference", "langfuse", "langsmith"]
+"""The trace formats capture reads (capture/formats registers one reader per name; a test holds them together)."""
 
 
 def iso_day(value: str) -> str:
@@ -118,7 +122,7 @@ class AppConfig(_Strict):
 
 
 class IngestConfig(_Strict):
-    format: Literal["auto", "openai_chat", "otel_genai", "openinference", "langfuse", "langsmith"] = "auto"
+    format: Literal["auto"] | FormatName = "auto"
     max_record_bytes: int = Field(default=1_048_576, gt=0, description="Longer lines are quarantined.")
     quarantine_raw_max_bytes: int = Field(
         default=65_536, gt=0, description="How much of a quarantined record is kept (flagged when truncated)."
@@ -340,7 +344,9 @@ class GradingConfig(_Strict):
         return signals
 
 
-REDACTION_ENTITIES = ("email", "phone", "card", "iban", "ip", "secret", "ssn", "passport", "date_of_birth")
+RedactionEntity = Literal["email", "phone", "card", "iban", "ip", "secret", "ssn", "passport", "date_of_birth"]
+REDACTION_ENTITIES: tuple[str, ...] = get_args(RedactionEntity)
+"""Every kind redaction knows (loop_assets/redaction.py), all on by default."""
 
 
 class RedactionConfig(_Strict):
@@ -354,11 +360,9 @@ class RedactionConfig(_Strict):
         default=False,
         description="Also redact the text columns of raw_traces and quarantined_records before they are stored.",
     )
-    entities: list[Literal["email", "phone", "card", "iban", "ip", "secret", "ssn", "passport", "date_of_birth"]] = (
-        Field(
-            default_factory=lambda: list(REDACTION_ENTITIES),
-            description="Kinds redacted; secret covers API keys, JWTs, bearer tokens, passwords and private keys.",
-        )
+    entities: list[RedactionEntity] = Field(
+        default_factory=lambda: list(REDACTION_ENTITIES),
+        description="Kinds redacted; secret covers API keys, JWTs, bearer tokens, passwords and private keys.",
     )
     phone_regions: list[str] = Field(
         default_factory=lambda: ["US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "BR", "AU", "JP"],

@@ -38,7 +38,9 @@ from typing import Any
 
 import polars as pl
 
-ENTITIES = ("email", "phone", "card", "iban", "ip", "secret", "ssn", "passport", "date_of_birth")
+from loop_assets.config import REDACTION_ENTITIES
+
+ENTITIES = REDACTION_ENTITIES
 SECRET_KINDS = ("private_key", "jwt", "api_key", "bearer_token", "password")
 PLACEHOLDERS: dict[str, str] = {
     "email": "<EMAIL>",

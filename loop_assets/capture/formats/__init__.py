@@ -10,8 +10,8 @@ records wins; on a tie, the one registered first (the most specific shapes come 
 
 To add a format: write a module with a class that has `name`, `looks_for`, `detect(obj)` and
 `normalise(obj, ingest, now=...)` (and `split(obj)` when one record can hold several items; see
-`base.TraceFormat` and `base.Part`), and register an instance in `FORMATS` below (and in
-`IngestConfig.format`'s allowed values). Capture and the assets need no change.
+`base.TraceFormat` and `base.Part`), register an instance in `FORMATS` below and add its name to
+`config.FormatName`. Capture and the assets need no change.
 """
 
 from __future__ import annotations

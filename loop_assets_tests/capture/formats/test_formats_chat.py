@@ -131,3 +131,12 @@ def test_text_that_starts_with_a_bracket_is_text():
         {"role": "user", "content": "json text"}
     ]
     assert messages_from("[1, 2]", "input") == [{"role": "user", "content": "[1, 2]"}]
+
+
+def test_the_configuration_names_exactly_the_registered_formats():
+    from typing import get_args
+
+    from loop_assets.capture.formats import FORMATS
+    from loop_assets.config import FormatName
+
+    assert set(get_args(FormatName)) == set(FORMATS)
