@@ -29,17 +29,11 @@ PAUSE_AT = "EVAL_LOOP_PAUSE_AT"
 PAUSE_MARKER = "EVAL_LOOP_PAUSE_MARKER"
 
 # Tables appended to by concurrent runs get a key, so a second insert of the same key is ignored.
-KEYED_TABLES = {
-    "embedding_cache": "CREATE TABLE embedding_cache (model VARCHAR, text_hash VARCHAR, embedding FLOAT[], "
-    "created_at TIMESTAMPTZ, PRIMARY KEY (model, text_hash))",
-    "judge_cache": "CREATE TABLE judge_cache (judge_model VARCHAR, rubric_version VARCHAR, trace_id VARCHAR, day DATE, "
-    "app VARCHAR, score DOUBLE, reason VARCHAR, created_at TIMESTAMPTZ, PRIMARY KEY (judge_model, rubric_version, "
-    "trace_id))",
-    "text_cache": "CREATE TABLE text_cache (settings VARCHAR, input_hash VARCHAR, text VARCHAR, "
-    "created_at TIMESTAMPTZ, PRIMARY KEY (settings, input_hash))",
-    "ingested_files": "CREATE TABLE ingested_files (source_file VARCHAR PRIMARY KEY, file_size BIGINT, "
-    "file_mtime TIMESTAMPTZ, days DATE[], fingerprint VARCHAR, ingest_run_id VARCHAR, read_order BIGINT, "
-    "undated_day DATE)",
+TABLE_KEYS = {
+    "embedding_cache": ("model", "text_hash"),
+    "judge_cache": ("judge_model", "rubric_version", "trace_id"),
+    "text_cache": ("settings", "input_hash"),
+    "ingested_files": ("source_file",),
 }
 
 
@@ -145,11 +139,13 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     for table, column in con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall():
         existing.setdefault(table, set()).add(column)
     for table in TABLES:
-        if table in KEYED_TABLES and table not in existing:
-            con.execute(KEYED_TABLES[table])
-            continue
         con.register("_template", empty(table).to_arrow())
         try:
+            if table in TABLE_KEYS and table not in existing:
+                types = con.execute("SELECT column_name, column_type FROM (DESCRIBE _template)").fetchall()
+                columns = ", ".join(f'"{name}" {kind}' for name, kind in types)
+                con.execute(f"CREATE TABLE {table} ({columns}, PRIMARY KEY ({', '.join(TABLE_KEYS[table])}))")
+                continue
             if table not in existing:
                 con.execute(f"CREATE TABLE {table} AS SELECT * FROM _template")
                 continue
