@@ -75,6 +75,12 @@ class Workers:
 
     def close(self) -> None:
         if self._pool is not None:
+            if getattr(self._pool, "_broken", False):
+                # A killed worker broke the pool. The pool's own clean-up joins the thread that feeds the
+                # workers, which can sit forever on a pipe no live worker reads (cpython gh-107219 fixed
+                # this on Windows only): the surviving workers are killed, so nothing waits on them.
+                for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                    process.kill()
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 

@@ -67,7 +67,8 @@ def test_a_batch_whose_worker_is_killed_is_parsed_in_the_run_instead(incoming, m
     thread = threading.Thread(target=lambda: done.update(result=ingest(incoming, workers=2)))
     thread.start()
     deadline = time.monotonic() + 60
-    while not marker.exists() and time.monotonic() < deadline:
+    # both workers write the marker: wait until one has written it whole
+    while len((marker.read_text() if marker.exists() else "").split()) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     os.kill(int(marker.read_text().split()[1]), signal.SIGKILL)  # ...and one is killed there
     thread.join(120)
