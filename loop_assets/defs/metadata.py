@@ -39,3 +39,14 @@ def _cell(value: object, width: int) -> str:
     text = "" if value is None else str(value)
     text = text.replace("|", "\\|").replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def problems_check(check_name: str, problems: pl.DataFrame, count_key: str, **extra: object) -> dg.AssetCheckResult:
+    """A check of the asset's invariant: passes when `problems` (rows that break it) is empty, which it
+    counts under `count_key` and shows as a preview (dates as text)."""
+    shown = problems.with_columns(pl.col(pl.Date).cast(pl.String))
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=problems.height == 0,
+        metadata={count_key: problems.height, "examples": markdown_preview(shown), **extra},
+    )

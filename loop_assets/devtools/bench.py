@@ -565,7 +565,7 @@ def _warm_imports() -> None:
     import hdbscan  # noqa: F401
     import sklearn.decomposition  # noqa: F401
 
-    import loop_assets.defs.assets.grade  # noqa: F401
+    import loop_assets.grade.grade_day  # noqa: F401
 
 
 def _prepare_backend(encoder: Any) -> None:

@@ -14,7 +14,7 @@ from loop_assets.capture.figures import stored_figures
 from loop_assets.capture.incoming import scan_incoming
 from loop_assets.capture.ingest_plan import plan_from_warehouse, store_ingest
 from loop_assets.config import RedactionConfig
-from loop_assets.defs.metadata import markdown_preview, table_metadata
+from loop_assets.defs.metadata import markdown_preview, problems_check, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import LlmEndpoints, LoopSettings, Warehouse
 from loop_assets.redaction import count_metadata, redact_frame, redact_frame_with_counts
@@ -214,13 +214,7 @@ def scored_traces(
     )
     signal_counts = {f"failures_{row['s']}": row["len"] for row in by_signal.iter_rows(named=True)}
     return dg.MaterializeResult(
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=EVERY_TRACE_SCORED,
-                passed=unscored.height == 0,
-                metadata={"mismatched_days": markdown_preview(unscored.with_columns(pl.col("day").cast(pl.String)))},
-            )
-        ],
+        check_results=[problems_check(EVERY_TRACE_SCORED, unscored, "mismatched_days")],
         metadata={
             "dagster/row_count": scored.height,
             "traces": scored.height,

@@ -10,7 +10,7 @@ from loop_assets.dedup.embedding import embed_with_cache
 from loop_assets.dedup.embedding_cache import cached_embeddings, store_embeddings
 from loop_assets.dedup.failure_clusters import cluster_failures, read_failing_texts
 from loop_assets.dedup.threshold import strictest_threshold
-from loop_assets.defs.metadata import markdown_preview, table_metadata
+from loop_assets.defs.metadata import markdown_preview, problems_check, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
 from loop_assets.tables import empty
@@ -68,13 +68,7 @@ def failure_clusters(
         gaps = unclustered_failures(con, days, strictest_threshold(config.dedup.threshold_schedule))
     reps = clusters.filter(pl.col("is_representative"))
     return dg.MaterializeResult(
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=EVERY_FAILURE_CLUSTERED,
-                passed=gaps.height == 0,
-                metadata={"problem_days": markdown_preview(gaps.with_columns(pl.col("day").cast(pl.String)))},
-            )
-        ],
+        check_results=[problems_check(EVERY_FAILURE_CLUSTERED, gaps, "problem_days")],
         metadata={
             "dagster/row_count": clusters.height,
             "failures": texts.height,

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
-from loop_assets.defs.metadata import markdown_preview, table_metadata
+from loop_assets.defs.metadata import markdown_preview, problems_check, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import LlmEndpoints, LoopSettings, Warehouse
 from loop_assets.grade.checks import uncovered_failures
@@ -111,16 +111,7 @@ def graded_candidates(
     decisions = graded["decision"].str.split(":").list.first()
     promoted = int((decisions == "promote").sum())
     return dg.MaterializeResult(
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=EVERY_FAILURE_COVERED,
-                passed=problems.height == 0,
-                metadata={
-                    "uncovered": problems.height,
-                    "problems": markdown_preview(problems.with_columns(pl.col("day").cast(pl.String))),
-                },
-            )
-        ],
+        check_results=[problems_check(EVERY_FAILURE_COVERED, problems, "uncovered")],
         metadata={
             "dagster/row_count": graded.height,
             "failing_inputs": graded.height,

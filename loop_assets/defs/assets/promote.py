@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from loop_assets.defs.metadata import markdown_preview, table_metadata
+from loop_assets.defs.metadata import markdown_preview, problems_check, table_metadata
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
 from loop_assets.promote.promotion import promote_day, whole_suite
@@ -116,18 +116,6 @@ def eval_suite(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
             ),
         }
     )
-    yield dg.AssetCheckResult(
-        check_name=NO_NEAR_DUPLICATES,
-        passed=pairs.height == 0,
-        metadata={"pairs": pairs.height, "examples": markdown_preview(pairs)},
-    )
-    yield dg.AssetCheckResult(
-        check_name=COMPLETE_PROVENANCE,
-        passed=gaps.height == 0,
-        metadata={"incomplete_cases": gaps.height, "examples": markdown_preview(gaps)},
-    )
-    yield dg.AssetCheckResult(
-        check_name=UNIQUE_TEXT,
-        passed=repeats.height == 0,
-        metadata={"repeated": repeats.height, "examples": markdown_preview(repeats)},
-    )
+    yield problems_check(NO_NEAR_DUPLICATES, pairs, "pairs")
+    yield problems_check(COMPLETE_PROVENANCE, gaps, "incomplete_cases")
+    yield problems_check(UNIQUE_TEXT, repeats, "repeated")
