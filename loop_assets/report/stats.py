@@ -6,7 +6,7 @@ import duckdb
 import polars as pl
 
 from loop_assets.config import LoopConfig
-from loop_assets.report.suite_quality import quality_by_app, suite_quality
+from loop_assets.report.suite_quality import SHOWN, quality_by_app, suite_quality
 from loop_assets.warehouse import ensure_tables
 
 
@@ -35,10 +35,7 @@ def loop_summary(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
             "coverage", "dedup_threshold", "suite_size",
         )
     )  # fmt: skip
-    tables["suite quality by app and day (duplicates: similarity to their case)"] = quality.select(
-        "day", "app", "failing_inputs", "promoted", "duplicates", "skipped", "uncovered", "coverage",
-        "dedup_threshold", "duplicate_similarity_min", "duplicate_similarity_p50", "suite_size",
-    )  # fmt: skip
+    tables["suite quality by app and day (duplicates: similarity to their case)"] = quality.select(SHOWN)
     return tables
 
 

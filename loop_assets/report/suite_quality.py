@@ -13,10 +13,9 @@ from datetime import date
 import duckdb
 import polars as pl
 
-COLUMNS = (
+SHOWN = (
     "day",
     "app",
-    "failing_traces",
     "failing_inputs",
     "promoted",
     "duplicates",
@@ -25,11 +24,10 @@ COLUMNS = (
     "coverage",
     "dedup_threshold",
     "duplicate_similarity_min",
-    "duplicate_similarity_p10",
     "duplicate_similarity_p50",
-    "duplicate_similarity_p90",
     "suite_size",
 )
+"""The columns a person reads first (summary, the eval_suite metadata); `suite_quality` has more."""
 
 
 def suite_quality(con: duckdb.DuckDBPyConnection, days: Iterable[date] | None = None) -> pl.DataFrame:

@@ -8,7 +8,7 @@ from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
 from loop_assets.promote.promotion import promote_day, whole_suite
 from loop_assets.promote.suite_checks import incomplete_provenance, near_duplicate_pairs, repeated_text_hashes
-from loop_assets.report.suite_quality import quality_by_app, suite_quality
+from loop_assets.report.suite_quality import SHOWN, quality_by_app, suite_quality
 from loop_assets.tables import empty
 from loop_assets.warehouse import replace_partitions
 
@@ -74,19 +74,7 @@ def eval_suite(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
             "uncovered_inputs": int(totals["uncovered"].sum()),
             "coverage": round(covered / (inputs - skipped), 4) if inputs > skipped else 1.0,
             "suite_quality": markdown_preview(
-                quality.with_columns(pl.col("day").cast(pl.String)).select(
-                    "day",
-                    "app",
-                    "failing_inputs",
-                    "promoted",
-                    "duplicates",
-                    "skipped",
-                    "uncovered",
-                    "coverage",
-                    "duplicate_similarity_p10",
-                    "duplicate_similarity_p50",
-                    "suite_size",
-                ),
+                quality.with_columns(pl.col("day").cast(pl.String)).select(SHOWN),
                 limit=50,
             ),
             "suite_size": as_of.filter(pl.col("status") == "active").height,
