@@ -164,7 +164,7 @@ def _grade_app(
     run_id: str,
     in_suite_from: date,
 ) -> pl.DataFrame:
-    """Greedy cover of one app's new inputs of a day (in `group`'s order) by the suite and the new cases."""
+    """Greedy cover of one app's new inputs of a day, densest first, by the suite and the day's new cases."""
     grading = config.grading
     app = group["app"][0]
     threshold = dedup_threshold(suite.height, config.dedup.threshold_schedule)
