@@ -13,6 +13,25 @@ from datetime import date
 import duckdb
 import polars as pl
 
+from loop_assets.grade.checks import failure_coverage
+
+COLUMNS = (
+    "day",
+    "app",
+    "failing_traces",
+    "failing_inputs",
+    "promoted",
+    "duplicates",
+    "skipped",
+    "uncovered",
+    "coverage",
+    "dedup_threshold",
+    "duplicate_similarity_min",
+    "duplicate_similarity_p10",
+    "duplicate_similarity_p50",
+    "duplicate_similarity_p90",
+    "suite_size",
+)
 SHOWN = (
     "day",
     "app",
@@ -32,57 +51,54 @@ SHOWN = (
 
 def suite_quality(con: duckdb.DuckDBPyConnection, days: Iterable[date] | None = None) -> pl.DataFrame:
     """One row per day and app with failures: failing traces and distinct inputs; how many are a case
-    (promoted), a duplicate of a case at or above the threshold, skipped with a reason, or uncovered;
-    coverage = (promoted + duplicates) / (inputs - skipped); the duplicates' similarity to their case;
-    and the app's suite size as of the day."""
-    wanted = None if days is None else sorted(set(days))
-    return con.execute(
-        """
-        WITH failing AS (
-            SELECT s.day, c.app, c.text_hash
-            FROM scored_traces s JOIN failure_clusters c USING (trace_id, day)
-            WHERE s.is_failure AND (?::DATE[] IS NULL OR list_contains(?::DATE[], s.day))
-        ),
-        inputs AS (SELECT day, app, text_hash, count(*) AS traces FROM failing GROUP BY ALL),
-        judged AS (
-            SELECT i.*, g.decision, g.covered_similarity, g.dedup_threshold,
-                   g.decision = 'promote' AS is_case,
-                   starts_with(g.decision, 'duplicate_of:')
-                       AND g.covered_similarity >= g.dedup_threshold - 1e-6 AS is_duplicate,
-                   starts_with(g.decision, 'skip:') AS is_skip
-            FROM inputs i LEFT JOIN graded_candidates g USING (day, app, text_hash)
-        ),
-        per_day AS (
-            SELECT day, app,
-                   sum(traces)::BIGINT AS failing_traces,
-                   count(*)::BIGINT AS failing_inputs,
-                   count(*) FILTER (WHERE is_case)::BIGINT AS promoted,
-                   count(*) FILTER (WHERE is_duplicate)::BIGINT AS duplicates,
-                   count(*) FILTER (WHERE is_skip)::BIGINT AS skipped,
-                   count(*) FILTER (WHERE NOT coalesce(is_case OR is_duplicate OR is_skip, false))::BIGINT
-                       AS uncovered,
-                   max(dedup_threshold) AS dedup_threshold,
-                   min(covered_similarity) FILTER (WHERE is_duplicate) AS duplicate_similarity_min,
-                   quantile_cont(covered_similarity, 0.1) FILTER (WHERE is_duplicate) AS duplicate_similarity_p10,
-                   quantile_cont(covered_similarity, 0.5) FILTER (WHERE is_duplicate) AS duplicate_similarity_p50,
-                   quantile_cont(covered_similarity, 0.9) FILTER (WHERE is_duplicate) AS duplicate_similarity_p90
-            FROM judged GROUP BY ALL
+    (promoted), a duplicate of a case at or above the threshold, skipped with a reason, or uncovered (as
+    `grade.checks.failure_coverage` decides); coverage = (promoted + duplicates) / (inputs - skipped); the
+    duplicates' similarity to their case; and the app's suite size as of the day."""
+    inputs = (
+        failure_coverage(con, days)
+        .group_by("day", "app", "text_hash")
+        .agg(pl.len().alias("traces"), pl.col("decision", "covered_similarity", "dedup_threshold", "problem").first())
+        .with_columns(
+            ok=pl.col("problem").is_null(),
+            kind=pl.col("decision").str.split(":").list.first(),
         )
-        SELECT p.day, p.app, failing_traces, failing_inputs, promoted, duplicates, skipped, uncovered,
-               round((promoted + duplicates) / greatest(failing_inputs - skipped, 1), 4) AS coverage,
-               dedup_threshold,
-               round(duplicate_similarity_min, 4) AS duplicate_similarity_min,
-               round(duplicate_similarity_p10, 4) AS duplicate_similarity_p10,
-               round(duplicate_similarity_p50, 4) AS duplicate_similarity_p50,
-               round(duplicate_similarity_p90, 4) AS duplicate_similarity_p90,
-               (SELECT count(*) FROM eval_suite e
-                WHERE e.app = p.app AND e.status = 'active' AND coalesce(e.in_suite_from, e.day) <= p.day
-               )::BIGINT AS suite_size
-        FROM per_day p
-        ORDER BY p.day, p.app
-        """,
-        [wanted, wanted],
+    )
+    duplicate = pl.col("ok") & (pl.col("kind") == "duplicate_of")
+    similarity = pl.col("covered_similarity").filter(duplicate)
+    per_day = inputs.group_by("day", "app").agg(
+        failing_traces=pl.col("traces").sum().cast(pl.Int64),
+        failing_inputs=pl.len().cast(pl.Int64),
+        promoted=(pl.col("ok") & (pl.col("kind") == "promote")).sum().cast(pl.Int64),
+        duplicates=duplicate.sum().cast(pl.Int64),
+        skipped=(pl.col("ok") & (pl.col("kind") == "skip")).sum().cast(pl.Int64),
+        uncovered=(~pl.col("ok")).sum().cast(pl.Int64),
+        dedup_threshold=pl.col("dedup_threshold").max(),
+        duplicate_similarity_min=similarity.min().round(4),
+        duplicate_similarity_p10=similarity.quantile(0.1, "linear").round(4),
+        duplicate_similarity_p50=similarity.quantile(0.5, "linear").round(4),
+        duplicate_similarity_p90=similarity.quantile(0.9, "linear").round(4),
+    )
+    cases = con.execute(
+        "SELECT app, coalesce(in_suite_from, day) AS since FROM eval_suite WHERE status = 'active'"
     ).pl()
+    sizes = (
+        per_day.select("day", "app")
+        .join(cases, on="app")
+        .filter(pl.col("since") <= pl.col("day"))
+        .group_by("day", "app")
+        .agg(suite_size=pl.len().cast(pl.Int64))
+    )
+    return (
+        per_day.join(sizes, on=["day", "app"], how="left")
+        .with_columns(
+            pl.col("suite_size").fill_null(0),
+            coverage=(
+                (pl.col("promoted") + pl.col("duplicates")) / (pl.col("failing_inputs") - pl.col("skipped")).clip(1)
+            ).round(4),
+        )
+        .select(COLUMNS)
+        .sort("day", "app")
+    )
 
 
 def quality_by_app(quality: pl.DataFrame) -> pl.DataFrame:
