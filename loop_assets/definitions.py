@@ -8,6 +8,7 @@ from loop_assets.defs.assets.dedup import failure_clusters
 from loop_assets.defs.assets.eval_run import eval_run
 from loop_assets.defs.assets.grade import graded_candidates
 from loop_assets.defs.assets.promote import eval_suite
+from loop_assets.defs.executor import loop_executor
 from loop_assets.defs.jobs import loop_job
 from loop_assets.defs.resources import default_resources
 from loop_assets.defs.schedules import finalise_yesterday
@@ -22,4 +23,5 @@ defs = dg.Definitions(
     sensors=[new_trace_files, coverage_automation],
     schedules=[finalise_yesterday],
     resources=default_resources(),
+    executor=loop_executor(),
 )
