@@ -121,6 +121,10 @@ class AppConfig(_Strict):
         return schema
 
 
+# The first day of the bundled sample traffic (data/sample): the partitions of a fresh clone start there.
+DEFAULT_PARTITIONS_START = "2026-11-16"
+
+
 class IngestConfig(_Strict):
     format: Literal["auto"] | FormatName = "auto"
     max_record_bytes: int = Field(default=1_048_576, gt=0, description="Longer lines are quarantined.")
@@ -128,7 +132,8 @@ class IngestConfig(_Strict):
         default=65_536, gt=0, description="How much of a quarantined record is kept (flagged when truncated)."
     )
     earliest_timestamp: str = Field(
-        default="2025-01-01", description="Older timestamps are quarantined; not before partitions_start."
+        default=DEFAULT_PARTITIONS_START,
+        description="Older timestamps are quarantined; not before partitions_start, which it follows when unset.",
     )
     future_tolerance_hours: float = Field(
         default=24, ge=0, description="Timestamps further ahead of the wall clock than this are quarantined."
@@ -469,7 +474,11 @@ class ModelEndpointConfig(EndpointConfig):
 
 
 class LoopConfig(_Strict):
-    partitions_start: str = Field(default="2025-01-01", description="First day partition (UTC).")
+    partitions_start: str = Field(
+        default=DEFAULT_PARTITIONS_START,
+        description="First day partition (UTC): the first day of your logs, so that the partition bar, the launcher "
+        "and 'filled' in the Dagster UI count days that can have data. Older records are quarantined.",
+    )
     ingest: IngestConfig = IngestConfig()
     scoring: ScoringConfig = ScoringConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
@@ -490,6 +499,10 @@ class LoopConfig(_Strict):
 
     @model_validator(mode="after")
     def _no_records_before_the_first_partition(self) -> LoopConfig:
+        if "earliest_timestamp" not in self.ingest.model_fields_set:  # unset: it follows partitions_start
+            object.__setattr__(
+                self, "ingest", self.ingest.model_copy(update={"earliest_timestamp": self.partitions_start})
+            )
         if self.ingest.earliest_timestamp < self.partitions_start:
             raise ValueError(
                 f"ingest.earliest_timestamp ({self.ingest.earliest_timestamp}) is before partitions_start "
