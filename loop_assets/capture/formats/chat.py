@@ -239,7 +239,11 @@ def messages_from(value: Any, field: str) -> list[dict[str, Any]]:
         return [make_message("user", value)]
     if isinstance(value, dict):
         if "messages" in value:
-            return messages_from(value["messages"], f"{field}.messages")
+            return _with_system(value, messages_from(value["messages"], f"{field}.messages"))
+        if "contents" in value:  # Google GenAI (Gemini) generate_content arguments
+            return gemini_messages(value, f"{field}.contents")
+        if isinstance(value.get("input"), list | str) and ("instructions" in value or "model" in value):
+            return _with_system(value, messages_from(value["input"], f"{field}.input"))  # Responses API arguments
         if _is_message(value):
             return _message(value, field)
         for key in ("prompts", "prompt"):
@@ -247,7 +251,7 @@ def messages_from(value: Any, field: str) -> list[dict[str, Any]]:
             if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
                 return [make_message("user", prompt[0])]
             if isinstance(prompt, str):
-                return [make_message("user", prompt)]
+                return _with_system(value, [make_message("user", prompt)])
             if isinstance(prompt, list | dict) and prompt:
                 return messages_from(prompt, f"{field}.{key}")
         keys = ", ".join(sorted(value)[:12]) or "none"
@@ -272,14 +276,14 @@ def messages_from(value: Any, field: str) -> list[dict[str, Any]]:
                     "wrong_type",
                     f"`{field}[{i}]` must be a chat message, got {json_type(item)} {show(item)}",
                 )
-        return out
+        return _tool_roles(_merge_calls(out))
     if value is None:
         raise RecordError("missing_field", f"`{field}` is null: the request messages are missing")
     raise RecordError("wrong_type", f"`{field}` must be messages or a prompt, got {json_type(value)} {show(value)}")
 
 
 def _is_message(value: dict[str, Any]) -> bool:
-    if "role" in value:
+    if "role" in value or value.get("type") in RESPONSES_ITEMS:
         return True
     if value.get("lc") is not None and isinstance(value.get("id"), list):
         return True
@@ -295,11 +299,16 @@ def _message(value: dict[str, Any], where: str) -> list[dict[str, Any]]:
         if role is None:
             raise RecordError("invalid_value", f"`{where}` is a LangChain {cls or 'object'}, not a chat message")
         return [_langchain_message(role_of(role), kwargs)]
+    if value.get("type") in RESPONSES_ITEMS and value.get("type") != "message":
+        return _responses_item(value)
     if "role" not in value:  # LangChain dict form {"type": "human", "content"|"data": ...}
         data = value.get("data") if isinstance(value.get("data"), dict) else value
         return [_langchain_message(_LC_TYPES[value["type"]], data)]
     if "parts" in value and "content" not in value:
         return genai_message(value, where)
+    content = value.get("content")
+    if isinstance(content, list) and any(isinstance(p, dict) and p.get("type") in VERCEL_PARTS for p in content):
+        return _vercel_message(value, where)
     return _split_anthropic(_openai_message(value, where))
 
 
@@ -322,7 +331,10 @@ def _openai_message(value: dict[str, Any], where: str) -> dict[str, Any]:
     role = value.get("role")
     if role in (None, ""):
         raise RecordError("missing_field", f"`{where}` has no `role`")
-    calls = convert_tool_calls(value.get("tool_calls") or value.get("function_call"))
+    extra = value.get("additional_kwargs") if isinstance(value.get("additional_kwargs"), dict) else {}
+    calls = convert_tool_calls(
+        value.get("tool_calls") or value.get("function_call") or extra.get("tool_calls") or extra.get("function_call")
+    )
     content = value.get("content")
     if content is None and not calls:
         content = ""
@@ -394,10 +406,17 @@ def output_from(value: Any, field: str, depth: int = 0) -> tuple[str | None, str
     if depth > MAX_DEPTH:
         return as_text(value), None, None
     if isinstance(value, dict):
+        if _is_response(value):
+            return _response_output(value)
+        if isinstance(value.get("candidates"), list):
+            return _gemini_output(value)
         if isinstance(value.get("choices"), list) and value["choices"]:
             choice = value["choices"][0]
             if isinstance(choice, dict):
-                finish = _opt_str(choice.get("finish_reason"))
+                finish = choice.get("finish_reason")
+                if isinstance(finish, dict):  # the LangSmith JS SDK logs a streamed choice's last chunk here
+                    finish = finish.get("finish_reason")
+                finish = _opt_str(finish)
                 message = choice.get("message")
                 if isinstance(message, dict):
                     text, _, calls = output_from(message, f"{field}.choices[0].message", depth + 1)
@@ -412,7 +431,7 @@ def output_from(value: Any, field: str, depth: int = 0) -> tuple[str | None, str
                 messages = _message(value, field) if _is_message(value) else []
             message = messages[0] if messages else {"content": ""}
             calls = message.get("tool_calls")
-            finish = _opt_str(value.get("finish_reason") or value.get("stop_reason"))
+            finish = finish_reason_of(value.get("finish_reason") or value.get("stop_reason"))
             return _content_text(message.get("content"), f"{field}.content"), finish, calls
         for key in ("output", "text", "completion", "content", "answer", "response"):
             if key in value and value[key] is not None:
@@ -425,6 +444,10 @@ def output_from(value: Any, field: str, depth: int = 0) -> tuple[str | None, str
             return "", None, None
         if all(isinstance(v, str) for v in value):
             return "\n".join(value), None, None
+        if all(isinstance(v, dict) and "toolCallId" in v for v in value):  # Vercel AI SDK tool calls
+            return "", "tool_calls", [_vercel_call(v) for v in value]
+        if all(isinstance(v, dict) and v.get("type") in RESPONSES_ITEMS for v in value):
+            return _response_output({"output": value})
         messages = [v for v in value if isinstance(v, dict) and (_is_message(v) or "parts" in v)]
         if messages:
             return output_from(messages[-1], f"{field}[-1]", depth + 1)
@@ -460,6 +483,282 @@ def _json_value(value: Any, field: str) -> Any:
         return json.loads(value)
     except (ValueError, RecursionError):
         raise RecordError("invalid_value", f"`{field}` is text that is not valid JSON: {show(value)}") from None
+
+
+# --- OpenAI Responses API, Google GenAI (Gemini), Vercel AI SDK ----------------------------------------
+
+RESPONSES_ITEMS = frozenset({"message", "function_call", "function_call_output", "reasoning"})
+"""Input and output item types of the OpenAI Responses API (`/v1/responses`)."""
+VERCEL_PARTS = frozenset({"tool-call", "tool-result"})
+"""Content part types of Vercel AI SDK messages that carry tool calls and results."""
+_FINISH = {
+    # Anthropic stop_reason, Gemini finishReason, Vercel finishReason -> OpenAI's finish_reason
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "tool-calls": "tool_calls",
+    "content-filter": "content_filter",
+    "finish_reason_unspecified": None,
+    "safety": "content_filter",
+    "recitation": "content_filter",
+    "blocklist": "content_filter",
+    "prohibited_content": "content_filter",
+    "spii": "content_filter",
+    "max_output_tokens": "length",
+}
+
+
+def finish_reason_of(value: Any) -> str | None:
+    """A finish reason in OpenAI's words (`stop`, `length`, `tool_calls`, `content_filter`), so the
+    truncation scorer reads Anthropic's `max_tokens` and Gemini's `MAX_TOKENS` as `length`; other
+    reasons are kept as logged."""
+    text = _opt_str(value)
+    if text is None:
+        return None
+    key = text.strip().lower()
+    if key in _FINISH:
+        return _FINISH[key]
+    return key if key in ("stop", "length", "tool_calls", "content_filter") else text
+
+
+def _with_system(value: dict[str, Any], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A `system` / `instructions` text logged beside the messages, as the first message."""
+    system = value.get("system", value.get("instructions"))
+    if isinstance(system, str) and system and not any(m.get("role") in ("system", "developer") for m in messages):
+        return [make_message("system", system), *messages]
+    return messages
+
+
+def _responses_item(item: dict[str, Any]) -> list[dict[str, Any]]:
+    kind = item.get("type")
+    if kind == "function_call":
+        call = tool_call(item.get("call_id", item.get("id")), item.get("name"), item.get("arguments"))
+        return [make_message("assistant", None, tool_calls=[call])]
+    if kind == "function_call_output":
+        output = item.get("output")
+        text = _content_text(output, "output") if isinstance(output, list) else as_text(output or "")
+        return [make_message("tool", text, tool_call_id=_opt_str(item.get("call_id")))]
+    return []  # reasoning: the model's own notes, not a turn of the conversation
+
+
+def _merge_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive assistant turns that only call tools (Responses `function_call` items) as one turn."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        previous = out[-1] if out else None
+        if (
+            previous is not None
+            and message.get("role") == "assistant"
+            and previous.get("role") == "assistant"
+            and message.get("content") is None
+            and message.get("tool_calls")
+            and previous.get("tool_calls")
+        ):
+            out[-1] = {**previous, "tool_calls": [*previous["tool_calls"], *message["tool_calls"]]}
+        else:
+            out.append(message)
+    return out
+
+
+def _tool_roles(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A tool result logged with the tool's name as its role (Langfuse's LangChain ToolMessage) as a
+    `role: tool` message answering the call of that name."""
+    out: list[dict[str, Any]] = []
+    calls: dict[str, str | None] = {}
+    for message in messages:
+        role = message.get("role")
+        if role == "assistant" and message.get("tool_calls"):
+            calls = {c["function"]["name"]: c.get("id") for c in message["tool_calls"]}
+        elif isinstance(role, str) and role not in _KNOWN_ROLES and role in calls:
+            message = make_message("tool", message.get("content"), name=role, tool_call_id=calls[role])
+        out.append(message)
+    return out
+
+
+def _is_response(value: dict[str, Any]) -> bool:
+    return value.get("object") == "response" or (
+        isinstance(value.get("output"), list)
+        and bool(value["output"])
+        and all(isinstance(i, dict) and i.get("type") in RESPONSES_ITEMS for i in value["output"])
+    )
+
+
+def _response_output(value: dict[str, Any]) -> tuple[str | None, str | None, list[dict[str, Any]] | None]:
+    """A Responses API response: the text of its `message` items, its `function_call` items as tool calls."""
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for item in value.get("output") or []:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "message":
+            texts.append(_content_text(item.get("content"), "output.content"))
+        elif item.get("type") == "function_call":
+            calls.append(tool_call(item.get("call_id", item.get("id")), item.get("name"), item.get("arguments")))
+    status = value.get("status")
+    details = value.get("incomplete_details")
+    if status == "incomplete" and isinstance(details, dict):
+        finish = finish_reason_of(details.get("reason")) or "incomplete"
+    elif calls:
+        finish = "tool_calls"
+    else:
+        finish = "stop" if status in (None, "completed") else _opt_str(status)
+    return "\n".join(texts), finish, calls or None
+
+
+def gemini_messages(value: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    """Google GenAI `generate_content` arguments (`contents`: text, a list of texts or of `Content`s
+    with `role` and `parts`; `config.system_instruction`) as OpenAI messages."""
+    contents = value.get("contents")
+    config = value.get("config") if isinstance(value.get("config"), dict) else {}
+    system = config.get("system_instruction", config.get("systemInstruction"))
+    out: list[dict[str, Any]] = []
+    if system is not None:
+        out.append(make_message("system", _gemini_text(system)))
+    if isinstance(contents, str | dict):
+        contents = [contents]
+    if not isinstance(contents, list) or not contents:
+        raise RecordError("invalid_value", f"`{field}` holds no contents: {show(contents)}")
+    for i, content in enumerate(contents):
+        if isinstance(content, str):
+            out.append(make_message("user", content))
+        elif isinstance(content, dict) and "parts" in content:
+            out.extend(_gemini_content(content, f"{field}[{i}]"))
+        elif isinstance(content, dict) and "text" in content:
+            out.append(make_message("user", as_text(content["text"])))
+        else:
+            raise RecordError("wrong_type", f"`{field}[{i}]` must be text or a Content, got {show(content)}")
+    return out
+
+
+def _gemini_text(value: Any) -> str:
+    if isinstance(value, dict):
+        value = value.get("parts", value.get("text", value))
+    if isinstance(value, list):
+        return "\n".join(as_text(p.get("text", "")) if isinstance(p, dict) else as_text(p) for p in value)
+    return as_text(value)
+
+
+def _gemini_content(content: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """One Gemini `Content` (`role` user|model|function, `parts`: text, function_call, function_response)."""
+    role = role_of(content.get("role") or "user")
+    parts = content.get("parts") if isinstance(content.get("parts"), list) else []
+    texts: list[Any] = []
+    calls: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    for part in parts:
+        if not isinstance(part, dict):
+            texts.append(text_part(part))
+            continue
+        call = part.get("function_call", part.get("functionCall"))
+        response = part.get("function_response", part.get("functionResponse"))
+        if isinstance(call, dict):
+            calls.append(tool_call(call.get("id"), call.get("name"), call.get("args")))
+        elif isinstance(response, dict):
+            result = response.get("response")
+            results.append(
+                make_message("tool", "" if result is None else as_text(result), name=_opt_str(response.get("name")))
+            )
+        elif part.get("text") is not None and not part.get("thought"):
+            texts.append(text_part(part["text"]))
+    out = []
+    if texts or calls or not results:
+        out.append(make_message(role, join_parts(texts, has_tool_calls=bool(calls)), tool_calls=calls or None))
+    return out + results
+
+
+def _gemini_output(value: dict[str, Any]) -> tuple[str | None, str | None, list[dict[str, Any]] | None]:
+    """A Gemini `GenerateContentResponse`: the first candidate's text and function calls."""
+    candidates = value["candidates"]
+    if not candidates or not isinstance(candidates[0], dict):
+        return "", None, None
+    first = candidates[0]
+    content = first.get("content") if isinstance(first.get("content"), dict) else {"parts": []}
+    message = _gemini_content({**content, "role": "model"}, "candidates[0].content")[0]
+    finish = finish_reason_of(first.get("finish_reason", first.get("finishReason")))
+    calls = message.get("tool_calls")
+    if calls and finish == "stop":
+        finish = "tool_calls"
+    return _content_text(message.get("content"), "candidates[0].content"), finish, calls
+
+
+def _vercel_call(part: dict[str, Any]) -> dict[str, Any]:
+    return tool_call(part.get("toolCallId"), part.get("toolName"), part.get("input", part.get("args")))
+
+
+def _vercel_message(value: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """A Vercel AI SDK message whose content parts hold `tool-call`s or `tool-result`s: the calls on
+    the message, each result a `role: tool` message of its own."""
+    content = value["content"]
+    kept = [p for p in content if not (isinstance(p, dict) and p.get("type") in VERCEL_PARTS)]
+    calls = [_vercel_call(p) for p in content if isinstance(p, dict) and p.get("type") == "tool-call"]
+    out = []
+    if kept or calls:
+        message = _openai_message({**value, "content": None}, where)
+        out.append({**message, "content": join_parts(kept, has_tool_calls=bool(calls)), "tool_calls": calls or None})
+        if not calls:
+            del out[-1]["tool_calls"]
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "tool-result":
+            result = part.get("output", part.get("result"))
+            if isinstance(result, dict) and "value" in result and "type" in result:  # AI SDK 5: {type, value}
+                result = result["value"]
+            text = "" if result is None else as_text(result)
+            out.append(make_message("tool", text, tool_call_id=_opt_str(part.get("toolCallId"))))
+    return out
+
+
+# --- usage and metadata ----------------------------------------------------------------------------
+
+_USAGE_KEYS = {
+    "input_tokens": (
+        "input_tokens",
+        "prompt_tokens",
+        "input",
+        "promptTokens",
+        "prompt_token_count",
+        "promptTokenCount",
+    ),
+    "output_tokens": (
+        "output_tokens",
+        "completion_tokens",
+        "output",
+        "completionTokens",
+        "candidates_token_count",
+        "candidatesTokenCount",
+    ),
+    "total_tokens": ("total_tokens", "total", "totalTokens", "total_token_count", "totalTokenCount"),
+}
+
+
+def usage_of(*sources: Any) -> dict[str, int | float]:
+    """Token counts as `{"input_tokens", "output_tokens", "total_tokens"}` from the first source that has
+    any: OpenAI `usage` (prompt/completion), Responses and LangChain `usage_metadata` (input/output),
+    Langfuse `usageDetails` (input/output/total), Gemini `usage_metadata` (prompt/candidates_token_count)."""
+    for source in sources:
+        if not isinstance(source, dict):
+            continue
+        out: dict[str, int | float] = {}
+        for name, keys in _USAGE_KEYS.items():
+            for key in keys:
+                value = source.get(key)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    out[name] = value
+                    break
+        if out:
+            return out
+    return {}
+
+
+def json_object(value: Any) -> Any:
+    """A JSON object logged as text (Langfuse keeps OTel-ingested metadata so) as the object; else as is."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            decoded = json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+        return decoded if isinstance(decoded, dict) else value
+    return value
 
 
 # --- input_text ------------------------------------------------------------------------------------

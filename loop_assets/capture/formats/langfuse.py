@@ -62,9 +62,11 @@ from loop_assets.capture.formats.chat import (
     as_text,
     feedback_columns,
     input_text,
+    json_object,
     messages_from,
     output_from,
     text_or_none,
+    usage_of,
 )
 from loop_assets.config import IngestConfig
 
@@ -93,6 +95,11 @@ def is_trace(obj: Any) -> bool:
     return isinstance(obj, dict) and isinstance(obj.get("observations"), list) and "id" in obj
 
 
+def is_download(obj: Any) -> bool:
+    """A trace as the Langfuse UI and API download it: `{"trace": {...}, "observations": [...]}`."""
+    return isinstance(obj, dict) and isinstance(obj.get("trace"), dict) and isinstance(obj.get("observations"), list)
+
+
 def is_score(obj: Any) -> bool:
     return isinstance(obj, dict) and "dataType" in obj and "name" in obj and "type" not in obj
 
@@ -104,11 +111,18 @@ class LangfuseFormat:
     )
 
     def detect(self, obj: dict[str, Any]) -> bool:
-        return is_observation(obj) or (is_trace(obj) and ("timestamp" in obj or "scores" in obj or "name" in obj))
+        return (
+            is_observation(obj)
+            or (is_trace(obj) and ("timestamp" in obj or "scores" in obj or "name" in obj))
+            or (is_download(obj) and "id" in obj["trace"])
+        )
 
     def split(self, obj: dict[str, Any]) -> list[Part]:
+        if is_download(obj):
+            return _split_download(obj)
         if is_trace(obj):
-            return _split_trace(obj)
+            observations = obj["observations"]
+            return _split_trace(obj, [(("observations", i), o) for i, o in enumerate(observations)])
         if is_observation(obj):
             return [_part(obj, ())]
         if is_score(obj):
@@ -139,21 +153,44 @@ def _part(obs: dict[str, Any], path: tuple[str | int, ...]) -> Part:
     return Part(obs, path, skip=skip, label=label, trace_id=trace_id, item_id=item_id)
 
 
-def _split_trace(trace: dict[str, Any]) -> list[Part]:
-    observations = trace["observations"]
+def _split_download(obj: dict[str, Any]) -> list[Part]:
+    """A downloaded trace: the top-level `observations` are complete; the trace's own `observations`
+    may list the same ones without input and output (or by id only). Each observation is read once,
+    from the complete copy where there is one."""
+    full = [(("observations", i), o) for i, o in enumerate(obj["observations"])]
+    have = {str(o.get("id")) for _, o in full if isinstance(o, dict) and o.get("id") is not None}
+    stubs = obj["trace"].get("observations")
+    extra = []
+    if isinstance(stubs, list):
+        for j, stub in enumerate(stubs):
+            key = stub.get("id") if isinstance(stub, dict) else stub
+            if str(key) not in have:
+                extra.append((("trace", "observations", j), stub))
+    trace = {k: v for k, v in obj["trace"].items() if k != "observations"}
+    return _split_trace(trace, full + extra)
+
+
+def _split_trace(trace: dict[str, Any], observations: list[tuple[tuple[str | int, ...], Any]]) -> list[Part]:
     if not observations:
         return [Part(trace, skip="a Langfuse trace with no observations", label=f"trace {trace.get('id')}")]
-    context = {k: v for k, v in trace.items() if k not in ("observations", "scores")}
+    context = {k: v for k, v in trace.items() if k not in ("observations", "scores", "corrections")}
     scores = trace.get("scores")
     if not isinstance(scores, list):
         if scores is not None:
             context["scores"] = scores
         scores = []
-    generations = [i for i, o in enumerate(observations) if isinstance(o, dict) and _type(o) == "GENERATION"]
-    generation_ids = {str(observations[i].get("id")): i for i in generations}
-    last = max(generations, key=lambda i: (start_seconds(observations[i], "startTime"), i)) if generations else None
+    if isinstance(trace.get("corrections"), list):
+        scores = scores + [c for c in trace["corrections"] if isinstance(c, dict)]
+    generations = [i for i, (_, o) in enumerate(observations) if isinstance(o, dict) and _type(o) == "GENERATION"]
+    wrappers = _wrappers([observations[i][1] for i in generations])
+    calls = [i for i in generations if str(observations[i][1].get("id")) not in wrappers]
+    generation_ids = {str(observations[i][1].get("id")): i for i in calls}
+    # Trace-level scores go with the last call that can be read: the answer the user saw, and a trace
+    # keeps its scores whichever of its calls are rejected.
+    readable = [i for i in calls if _readable(observations[i][1])] or calls
+    last = max(readable, key=lambda i: (start_seconds(observations[i][1], "startTime"), i)) if readable else None
     # A score on a generation goes with it; every other score (on the trace, on a SPAN observation, or on
-    # an observation not in this export) goes with the trace's last generation, the answer the user saw.
+    # an observation not in this export) goes with that last generation.
     attached: dict[int, list[Any]] = {}
     for score in scores:
         target = None
@@ -168,8 +205,7 @@ def _split_trace(trace: dict[str, Any]) -> list[Part]:
         else:
             attached.setdefault(target, []).append(score)
     parts = []
-    for i, obs in enumerate(observations):
-        path = ("observations", i)
+    for i, (path, obs) in enumerate(observations):
         if isinstance(obs, str):
             parts.append(
                 Part(
@@ -183,8 +219,9 @@ def _split_trace(trace: dict[str, Any]) -> list[Part]:
             )
             continue
         if not isinstance(obs, dict):
-            error = RecordError("wrong_type", f"`observations[{i}]` must be an observation object, got {show(obs)}")
-            parts.append(Part(obs, path, error=error, label=f"observations[{i}]"))
+            where = ".".join(str(p) for p in path)
+            error = RecordError("wrong_type", f"`{where}` must be an observation object, got {show(obs)}")
+            parts.append(Part(obs, path, error=error, label=where))
             continue
         item = {**obs, "trace": context}
         if "traceId" not in item and trace.get("id") is not None:
@@ -192,8 +229,37 @@ def _split_trace(trace: dict[str, Any]) -> list[Part]:
         own = obs.get("scores") if isinstance(obs.get("scores"), list) else []
         if attached.get(i):
             item["scores"] = own + attached[i]
-        parts.append(_part(item, path))
+        part = _part(item, path)
+        if str(obs.get("id")) in wrappers and i in generations:
+            skip = (
+                f"Langfuse GENERATION that wraps generation {wrappers[str(obs.get('id'))]}: that inner call is the row"
+            )
+            part = Part(item, path, skip=skip, label=part.label, trace_id=part.trace_id, item_id=part.item_id)
+        parts.append(part)
     return parts
+
+
+def _wrappers(generations: list[dict[str, Any]]) -> dict[str, str]:
+    """Generations that only wrap another generation (the Vercel AI SDK's `ai.generateText` around its
+    `ai.generateText.doGenerate`): id -> the inner generation's id. One LLM call gives one row."""
+    ids = {str(g.get("id")) for g in generations if g.get("id") is not None}
+    out: dict[str, str] = {}
+    for g in generations:
+        parent = g.get("parentObservationId")
+        if parent is not None and str(parent) in ids and g.get("id") is not None:
+            out.setdefault(str(parent), str(g["id"]))
+    return out
+
+
+def _readable(obs: dict[str, Any]) -> bool:
+    """Whether a generation's time, input and output can be read (its scores are safe with it)."""
+    try:
+        parse_timestamp(obs.get("startTime"), "startTime")
+        messages_from(obs.get("input"), "input")
+        output_from(obs.get("output"), "output")
+    except (RecordError, RecursionError):
+        return False
+    return True
 
 
 def _read(obs: dict[str, Any], ingest: IngestConfig, now: datetime | None) -> list[TraceRow]:
@@ -266,7 +332,7 @@ def _latency(obs: dict[str, Any], ts: datetime, used: set[str]) -> float | None:
 
 
 def _app(obs: dict[str, Any], trace: dict[str, Any]) -> str:
-    for source in (obs.get("metadata"), trace.get("metadata")):
+    for source in (json_object(obs.get("metadata")), json_object(trace.get("metadata"))):
         if isinstance(source, dict) and text_or_none(source.get("app")):
             return as_text(source["app"])
     for name in (trace.get("name"), obs.get("traceName")):
@@ -300,7 +366,7 @@ def _score(score: dict[str, Any]) -> dict[str, Any]:
 
 
 def _metadata(obs: dict[str, Any], trace: dict[str, Any], used: set[str], calls: Any) -> dict[str, Any]:
-    value = obs.get("metadata")
+    value = json_object(obs.get("metadata"))
     meta: dict[str, Any] = dict(value) if isinstance(value, dict) else {}
     if value is not None and not isinstance(value, dict):
         meta["metadata"] = value
@@ -311,4 +377,9 @@ def _metadata(obs: dict[str, Any], trace: dict[str, Any], used: set[str], calls:
         extras["tool_calls"] = calls
     for key, item in extras.items():
         meta["record." + key if key in meta else key] = item
+    usage = usage_of(obs.get("usageDetails"), obs.get("usage"))
+    if usage:
+        if "usage" in meta and meta["usage"] != usage:
+            meta["record.usage"] = meta["usage"]
+        meta["usage"] = usage
     return meta

@@ -63,7 +63,8 @@ def test_fixture_file_parses_to_the_expected_rows(tmp_path, gz):
     meta = json.loads(plan["metadata"])
     assert meta["tool_calls"][0]["function"]["name"] == "lookup_order"
     assert meta["trace"]["userId"] == "u_42" and meta["trace"]["metadata"] == {"env": "prod"}
-    assert meta["usage"]["total"] == 36 and meta["modelParameters"] == {"temperature": 0}
+    assert meta["usage"]["total_tokens"] == 36 and meta["record.usage"]["total"] == 36
+    assert meta["modelParameters"] == {"temperature": 0}
     assert meta["source_path"] == "[0].observations[1]"
 
     answer = t["gen-2"]  # the trace's last generation carries the trace-level user feedback
