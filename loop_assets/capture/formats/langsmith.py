@@ -43,6 +43,7 @@ Fields:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -66,6 +67,7 @@ from loop_assets.capture.formats.chat import (
     messages_from,
     output_from,
     text_or_none,
+    usage_of,
 )
 from loop_assets.config import IngestConfig
 
@@ -85,6 +87,15 @@ def is_run(obj: Any) -> bool:
     )
 
 
+def is_batch(obj: Any) -> bool:
+    """The SDK's batch-ingest payload: `{"post": [run starts], "patch": [run ends]}` (`/runs/batch`)."""
+    return (
+        isinstance(obj, dict)
+        and isinstance(obj.get("post", obj.get("patch")), list)
+        and set(obj) <= {"post", "patch", "pre_sampled"}
+    )
+
+
 def is_feedback(obj: Any) -> bool:
     return isinstance(obj, dict) and "key" in obj and "run_id" in obj and ("score" in obj or "value" in obj)
 
@@ -94,9 +105,11 @@ class LangSmithFormat:
     looks_for = "LangSmith runs (`run_type`, `inputs`, `outputs`, `start_time`)"
 
     def detect(self, obj: dict[str, Any]) -> bool:
-        return is_run(obj)
+        return is_run(obj) or (is_batch(obj) and any(is_run(r) for r in obj.get("post") or obj.get("patch") or []))
 
     def split(self, obj: dict[str, Any]) -> list[Part]:
+        if is_batch(obj):
+            return _split_batch(obj)
         if is_feedback(obj):
             return [
                 Part(obj, skip="a LangSmith feedback record on its own, not a run", label=f"feedback {obj['key']!r}")
@@ -175,6 +188,56 @@ def _split_tree(root: dict[str, Any]) -> list[Part]:
     return parts
 
 
+def _split_batch(obj: dict[str, Any]) -> list[Part]:
+    """A batch-ingest payload: each run's start (`post`) merged with its end (`patch`: end_time, outputs,
+    error, events), matched by run `id`, else by `dotted_order` (the JS SDK's patch carries no id). A
+    patch without its start is read on its own (it usually lacks inputs and start_time: quarantined)."""
+    posts = obj.get("post") if isinstance(obj.get("post"), list) else []
+    patches = obj.get("patch") if isinstance(obj.get("patch"), list) else []
+    by_key: dict[tuple[str, str], int] = {}
+    for i, run in enumerate(posts):
+        if isinstance(run, dict):
+            for key in ("id", "dotted_order"):
+                if run.get(key) not in (None, ""):
+                    by_key.setdefault((key, str(run[key])), i)
+    merged: dict[int, dict[str, Any]] = {}
+    alone: list[tuple[int, Any]] = []
+    for j, patch in enumerate(patches):
+        target = None
+        if isinstance(patch, dict):
+            for key in ("id", "dotted_order"):
+                if patch.get(key) not in (None, "") and (key, str(patch[key])) in by_key:
+                    target = by_key[(key, str(patch[key]))]
+                    break
+        if target is None:
+            alone.append((j, patch))
+        else:
+            base = merged.get(target, posts[target])
+            merged[target] = {**base, **{k: v for k, v in patch.items() if v is not None or k not in base}}
+    parts = []
+    for i, run in enumerate(posts):
+        parts.extend(_batch_parts(merged.get(i, run), ("post", i)))
+    for j, patch in alone:
+        parts.extend(_batch_parts(patch, ("patch", j)))
+    return parts
+
+
+def _batch_parts(run: Any, path: tuple[str | int, ...]) -> list[Part]:
+    if not isinstance(run, dict):
+        error = RecordError("wrong_type", f"the run at {_where(path)} must be an object, got {show(run)}")
+        return [Part(run, path, error=error, label=_where(path))]
+    if "run_type" not in run:  # a patch whose start is not in this payload
+        error = RecordError(
+            "missing_field",
+            f"the run end at {_where(path)} has no start in this payload (no `post` with its id or dotted_order): "
+            "its inputs and start time were sent in another batch",
+        )
+        return [Part(run, path, error=error, label=_where(path), trace_id=text_or_none(run.get("trace_id")))]
+    if isinstance(run.get("child_runs"), list) and run["child_runs"]:
+        return [replace(p, path=(*path, *p.path)) for p in _split_tree(run)]
+    return [_part(run, path)]
+
+
 def _where(path: tuple[str | int, ...]) -> str:
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or "the root"
 
@@ -244,12 +307,14 @@ def _latency(run: dict[str, Any], ts: datetime) -> float | None:
 
 
 def _model(run: dict[str, Any]) -> str | None:
+    # the model that answered (the response's) before the one asked for
     for path in (
+        "outputs.model",
+        "outputs.llm_output.model_name",
+        "outputs.response_metadata.model_name",
         "extra.invocation_params.model",
         "extra.invocation_params.model_name",
         "extra.metadata.ls_model_name",
-        "outputs.llm_output.model_name",
-        "outputs.model",
         "inputs.model",
     ):
         value = get_path(run, path)
@@ -317,4 +382,14 @@ def _metadata(run: dict[str, Any], used: set[str], calls: Any) -> dict[str, Any]
         extras["tool_calls"] = calls
     for key, item in extras.items():
         meta["record." + key if key in meta else key] = item
+    usage = usage_of(
+        get_path(run, "outputs.usage_metadata"),
+        get_path(run, "outputs.usage"),
+        get_path(run, "outputs.llm_output.token_usage"),
+        get_path(run, "outputs.llm_output.usage"),
+    )
+    if usage:
+        if "usage" in meta and meta["usage"] != usage:
+            meta["record.usage"] = meta["usage"]
+        meta["usage"] = usage
     return meta
