@@ -165,6 +165,14 @@ def _arrow(frame: pl.DataFrame) -> object:
     return frame.to_arrow(compat_level=pl.CompatLevel.newest())
 
 
+def _in_partitions(rows: pl.DataFrame, column: str, days: list[date], undated: list[str]) -> pl.Expr:
+    """Rows of the days being written, or of no day from one of the `undated` files."""
+    in_days = pl.col(column).is_in(days)
+    if undated and "source_file" in rows.columns:
+        in_days = in_days.fill_null(pl.col("source_file").is_in(undated))
+    return in_days.fill_null(False)
+
+
 def replace_partitions(
     con: duckdb.DuckDBPyConnection,
     asset: str,
@@ -172,14 +180,18 @@ def replace_partitions(
     frames: Mapping[str, pl.DataFrame],
     run_id: str,
     upserts: Mapping[str, pl.DataFrame] | None = None,
+    undated_files: Iterable[str] = (),
 ) -> dict[str, int]:
     """Replace the given days of each table with the rows in its frame, in one transaction.
 
     `frames` maps table name to the new rows of those days; rows outside `days` are a bug. `upserts`
     maps keyed tables to rows that replace the rows with the same key, in the same transaction.
+    `undated_files`: source files whose rows of no day (a null partition column: a file none of whose
+    records has a day) are replaced too, by the frames' rows of no day; a day's replace never touches them.
     Returns rows written per table.
     """
     days = sorted(set(days))
+    undated = sorted(set(undated_files))
     ensure_tables(con)
     written: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
@@ -187,10 +199,15 @@ def replace_partitions(
         for table, frame in frames.items():
             column = PARTITION_COLUMN[table]
             rows = conform(table, frame)
-            stray = rows.filter(~pl.col(column).is_in(days))
+            stray = rows.filter(~_in_partitions(rows, column, days, undated))
             if stray.height:
                 raise ValueError(f"{table}: {stray.height} rows outside the partitions being written")
             con.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT unnest(?::DATE[]))", [days])
+            if undated:
+                con.execute(
+                    f"DELETE FROM {table} WHERE {column} IS NULL AND source_file IN (SELECT unnest(?::VARCHAR[]))",
+                    [undated],
+                )
             if rows.height:
                 con.register("_rows", _arrow(rows))
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
