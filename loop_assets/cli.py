@@ -246,8 +246,8 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write the suite as of a day in one format, inside the output folder only."""
-    from loop_assets.exports import UnsafeExportPath, suite_as_of, write_export
+    """Write the suite as of a day in one format: to the user's --out path, else into the output folder."""
+    from loop_assets.exports import DEFAULT_EXPORT_DIR, UnsafeExportPath, suite_as_of, write_export
 
     try:
         as_of = date.fromisoformat(args.as_of) if args.as_of else None
@@ -256,12 +256,20 @@ def cmd_export(args: argparse.Namespace) -> int:
         return 2
     with _connect() as con:
         suite = suite_as_of(con, as_of)
+    options = {"as_of": as_of, "dataset_name": args.dataset_name}
     try:
-        result = write_export(
-            suite, args.format, args.out_dir, out=args.out, folder=True, as_of=as_of, dataset_name=args.dataset_name
-        )
+        if args.out:
+            # the user's own path: relative to --out-dir when one is given, else to the working directory
+            target = Path(args.out_dir or ".").expanduser() / Path(args.out).expanduser()
+            is_folder = args.out.endswith(("/", os.sep)) or target.is_dir()
+            result = write_export(suite, args.format, target, folder=is_folder, **options)
+        else:
+            result = write_export(suite, args.format, args.out_dir or DEFAULT_EXPORT_DIR, folder=True, **options)
     except UnsafeExportPath as exc:
         print(exc, file=sys.stderr)
+        return 2
+    except (NotADirectoryError, FileExistsError, PermissionError, IsADirectoryError) as exc:
+        print(f"cannot write the export to {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
     version = result.version.as_of or "no day (the suite is empty)"
     print(f"wrote {result.cases} cases as {args.format} (suite as of {version}) to {result.path}")
@@ -357,20 +365,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the suite as of a day (active cases, with provenance and the suite version in each\n"
         "item's metadata) in one of these formats:\n\n"
         + "\n".join(f"  {name:<13} {e.summary} -> *{e.suffix}" for name, e in EXPORTERS.items())
-        + "\n\nFiles are written inside the output folder only: an --out that resolves outside it (via .., an\n"
-        "absolute path elsewhere or a symlink) is refused.",
+        + "\n\n--out FILE writes where it says (relative to the working directory, or to --out-dir when given);\n"
+        f"without it the file gets its default name in --out-dir (default {DEFAULT_EXPORT_DIR}).",
     )
     exp.add_argument("--format", choices=list(EXPORTERS), default="jsonl", help="export format (default jsonl)")
     exp.add_argument("--as-of", help="suite as of this day (YYYY-MM-DD); default all days")
-    exp.add_argument(
-        "--out-dir",
-        default=DEFAULT_EXPORT_DIR,
-        help=f"output folder every export stays inside (default {DEFAULT_EXPORT_DIR})",
-    )
+    exp.add_argument("--out-dir", help=f"folder of the default file name (default {DEFAULT_EXPORT_DIR})")
     exp.add_argument(
         "--out",
-        help="file name (or sub-folder ending in /) inside the output folder "
-        "(default eval_suite-<as-of or latest><format suffix>)",
+        help="file to write (a folder, or a path ending in /, gets the default name "
+        "eval_suite-<as-of or latest><format suffix>)",
     )
     exp.add_argument("--dataset-name", help="langfuse: the datasetName of every item (default eval-loop)")
     exp.set_defaults(func=cmd_export)

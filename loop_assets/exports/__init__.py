@@ -1,7 +1,8 @@
 """Exports of the suite into the formats other eval tools read, with provenance and the suite version.
 
-`write_export(suite, fmt, out_dir_or_file, ...)` writes one file in one of the `EXPORTERS` formats,
-inside the chosen output folder only (see `paths`); `read_back(fmt, path)` reads a written file back
+`write_export(suite, fmt, out_dir_or_file, ...)` writes one file in one of the `EXPORTERS` formats:
+to the file path the caller chose, or inside an output folder that a name from data cannot leave
+(see `paths`); `read_back(fmt, path)` reads a written file back
 into one common shape per case (case_id, input, expected_output, grading, weight, provenance, suite,
 item), which is what the round-trip tests compare. Each format module's docstring states its field
 mapping and what is kept only in metadata.
@@ -20,7 +21,13 @@ import polars as pl
 
 from loop_assets.config import ConfigError, RedactionConfig, load_config
 from loop_assets.exports import inspect, jsonl, langfuse, openai_evals, promptfoo
-from loop_assets.exports.paths import DEFAULT_EXPORT_DIR, UnsafeExportPath, resolve_output, write_atomically
+from loop_assets.exports.paths import (
+    DEFAULT_EXPORT_DIR,
+    UnsafeExportPath,
+    resolve_output,
+    resolve_user_path,
+    write_atomically,
+)
 from loop_assets.exports.suite import (
     PROVENANCE_FIELDS,
     Case,
@@ -98,9 +105,10 @@ def write_export(
     """Write `suite` (rows of eval_suite, e.g. from `suite_as_of`) as `fmt`; the path written and the version.
 
     `out_dir_or_file` is the output folder (the default file name goes in it, or `out` names a file
-    inside it), or a file path (its folder is then the output folder). It counts as a folder when
-    `folder` is True, when `out` is given, when it is an existing folder, or when it has no suffix.
-    A target that resolves outside the folder raises UnsafeExportPath before anything is written.
+    inside it), or the caller's own file path, written where it says (symlinks followed, like a shell
+    redirection). It counts as a folder when `folder` is True, when `out` is given, when it is an
+    existing folder, or when it has no suffix. `out` may come from data: a name that resolves outside
+    the folder raises UnsafeExportPath before anything is written.
     `as_of` is the day the suite was pinned to (None: latest); it is recorded as the suite version.
     Options: `dataset_name` (langfuse).
 
@@ -113,8 +121,11 @@ def write_export(
     given = Path(out_dir_or_file).expanduser()
     if folder is None:
         folder = out is not None or given.is_dir() or not given.suffix or str(out_dir_or_file).endswith(("/", os.sep))
-    root, name = (given, out) if folder else (given.parent, given.name)
-    path = resolve_output(root, name, default_name(fmt, as_of))
+    if folder:
+        root, path = given, resolve_output(given, out, default_name(fmt, as_of))
+    else:
+        path = resolve_user_path(given, default_name(fmt, as_of))
+        root = path.parent
     suite = redact_frame(suite, EXPORTED_TEXT_COLUMNS, _redaction(redaction))
     cases: list[Case] = suite_cases(suite)
     version = suite_version(suite, as_of)

@@ -9,8 +9,9 @@ Mapping of a case:
 
 - `input` <- input_messages, unchanged.
 - `ideal` <- expected_output (the corrected answer the user gave) when there is one. A case without
-  one has `ideal: []`: there is no known correct string, so a Match-style eval cannot pass it; grade
-  such cases with a model-graded eval using the rubric in `metadata.grading`.
+  one has no `ideal` key (there is no known correct string, and an empty list would read as "no answer
+  is right"): grade such cases with a model-graded eval using the rubric in `metadata.grading`, whose
+  templates format their prompt from the keys a sample has.
 - `metadata` <- case id, app, label, weight, grading checks, provenance and suite version. OpenAI
   Evals ignores keys its template does not use, so metadata rides along without effect.
 
@@ -33,11 +34,11 @@ SUFFIX = ".openai_evals.jsonl"
 def item(case: Case, version: SuiteVersion) -> dict[str, Any]:
     metadata = case.metadata(version)
     metadata["ideal_source"] = "expected_output" if case.expected_output is not None else "none"
-    return {
-        "input": case.messages,
-        "ideal": case.expected_output if case.expected_output is not None else [],
-        "metadata": metadata,
-    }
+    sample: dict[str, Any] = {"input": case.messages}
+    if case.expected_output is not None:
+        sample["ideal"] = case.expected_output
+    sample["metadata"] = metadata
+    return sample
 
 
 def write(cases: list[Case], version: SuiteVersion, path: Path, **_: Any) -> None:
@@ -47,7 +48,7 @@ def write(cases: list[Case], version: SuiteVersion, path: Path, **_: Any) -> Non
 def read(path: Path) -> list[dict[str, Any]]:
     out = []
     for line in read_jsonl_lines(path):
-        ideal = line["ideal"]
+        ideal = line.get("ideal")
         expected = ideal if isinstance(ideal, str) else (ideal[0] if ideal else None)
         out.append(read_case(line, line["metadata"], input=line["input"], expected=expected))
     return out

@@ -1,8 +1,11 @@
-"""Where an export may be written: inside the chosen output folder, nowhere else.
+"""Where an export may be written.
 
-`--out` names a file (or a sub-folder) inside the output folder. Whatever it says, the path is
-resolved first (`..` collapsed, symlinks followed, including a symlinked file or folder that already
-exists), and a result outside the folder is refused before anything is written.
+Two kinds of path. A path the user typed (`eval-loop export --out FILE`, or a file path handed to
+`write_export`) is theirs: it is written where it says, like a shell redirection (`resolve_user_path`).
+A name that may come from data (the `out=` of `write_export`, the default name) is joined to an output
+folder and must stay inside it: it is resolved first (`..` collapsed, symlinks followed, including a
+symlinked file or folder that already exists) and a result outside the folder is refused before
+anything is written (`resolve_output`).
 """
 
 from __future__ import annotations
@@ -49,12 +52,7 @@ def resolve_output(out_dir: str | os.PathLike[str], out: str | os.PathLike[str] 
         if str(out).endswith(("/", os.sep)) or candidate.is_dir():
             candidate = candidate / default_name
     resolved = candidate.resolve()
-    if len(resolved.name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise UnsafeExportPath(
-            f"refusing to write the export to a file name of {len(resolved.name.encode('utf-8'))} bytes "
-            f"({resolved.name[:40]}…): file systems allow 255, and the export is first written beside it under a "
-            f"temporary name {TMP_NAME_EXTRA_BYTES} bytes longer; name it in at most {MAX_NAME_BYTES} bytes"
-        )
+    _check_name_length(resolved)
     if not _inside(resolved, root):
         raise UnsafeExportPath(
             f"refusing to write the export to {str(out)!r}: it resolves to {resolved}, which is outside the "
@@ -63,6 +61,27 @@ def resolve_output(out_dir: str | os.PathLike[str], out: str | os.PathLike[str] 
     if resolved.exists() and resolved.is_dir():
         raise UnsafeExportPath(f"refusing to write the export to {resolved}: it is a folder")
     return resolved
+
+
+def resolve_user_path(path: str | os.PathLike[str], default_name: str) -> Path:
+    """The absolute file path for a path the user chose: relative to the working directory, anywhere on
+    disk, symlinks followed; a folder (an existing one, or a path ending in `/`) gets the default name."""
+    given = Path(path).expanduser()
+    candidate = given / default_name if str(path).endswith(("/", os.sep)) or given.is_dir() else given
+    resolved = candidate.resolve()
+    _check_name_length(resolved)
+    if resolved.is_dir():
+        raise UnsafeExportPath(f"refusing to write the export to {resolved}: it is a folder")
+    return resolved
+
+
+def _check_name_length(resolved: Path) -> None:
+    if len(resolved.name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise UnsafeExportPath(
+            f"refusing to write the export to a file name of {len(resolved.name.encode('utf-8'))} bytes "
+            f"({resolved.name[:40]}…): file systems allow 255, and the export is first written beside it under a "
+            f"temporary name {TMP_NAME_EXTRA_BYTES} bytes longer; name it in at most {MAX_NAME_BYTES} bytes"
+        )
 
 
 def write_atomically(path: Path, root: Path, write: Callable[[Path], None]) -> None:

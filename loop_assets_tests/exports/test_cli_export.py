@@ -54,16 +54,29 @@ def test_every_format_exports_the_suite_from_the_warehouse(env, tmp_path, capsys
     assert {c["suite"]["as_of"] for c in pinned} == {str(first_day)} and all(c["suite"]["pinned"] for c in pinned)
 
 
-def test_paths_outside_the_output_folder_are_refused(env, tmp_path, capsys):
-    root, outside = tmp_path / "exports", tmp_path / "elsewhere"
-    outside.mkdir()
-    root.mkdir()
-    (root / "door").symlink_to(outside, target_is_directory=True)
-    for out in ["../escape.jsonl", str(outside / "abs.jsonl"), "door/through.jsonl"]:
-        assert main(["export", "--out-dir", str(root), "--out", out]) == 2
-        assert "outside the output folder" in capsys.readouterr().err
-    assert list(outside.iterdir()) == []
-    assert sorted(p.name for p in root.iterdir()) == ["door"]
+def test_out_is_the_users_own_path_and_is_written_where_it_says(env, tmp_path, monkeypatch, capsys):
+    """The containment rule is for names that come from data (see test_paths), not for the user's --out."""
+    cases = env.table(SUITE_SQL).height
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    (work / "door").symlink_to(elsewhere, target_is_directory=True)
+    monkeypatch.chdir(work)
+    wanted = {
+        str(elsewhere / "absolute.jsonl"): elsewhere / "absolute.jsonl",
+        "../relative.jsonl": tmp_path / "relative.jsonl",
+        "door/through.jsonl": elsewhere / "through.jsonl",
+        f"{elsewhere}/": elsewhere / "eval_suite-latest.jsonl",
+    }
+    for out, path in wanted.items():
+        assert main(["export", "--out", out]) == 0, capsys.readouterr().err
+        assert f"to {path.resolve()}" in capsys.readouterr().out
+        assert len(read_back("jsonl", path)) == cases
+    assert sorted(p.name for p in work.iterdir()) == ["door"]  # nothing written in the working directory
+    (work / "plain").write_text("a file")
+    assert main(["export", "--out", "plain/suite.jsonl"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("cannot write the export to") and "plain" in err[0]
 
 
 def test_a_bad_day_is_a_clear_error(env, tmp_path, capsys):

@@ -1,16 +1,18 @@
-"""OpenAI Evals samples: `input` as chat messages, `ideal` a string or a list of strings."""
+"""OpenAI Evals samples: `input` as chat messages, `ideal` a string, or no `ideal` without a reference."""
 
 from __future__ import annotations
 
 import json
 
 import jsonschema
+import pytest
 
 from loop_assets.exports import write_export
 from loop_assets_tests.exports.conftest import CASES
 
 # The documented sample shape (openai/evals docs/build-eval.md): `input` in chat format (a list of
-# {role, content}) or a string, `ideal` a string or a list of strings; other keys are free.
+# {role, content}) or a string, `ideal` a string or a list of strings; other keys are free. Model-graded
+# templates read only the keys their prompt names, so a sample without a reference has no `ideal`.
 MESSAGE = {
     "type": "object",
     "required": ["role", "content"],
@@ -18,10 +20,10 @@ MESSAGE = {
 }
 SAMPLE = {
     "type": "object",
-    "required": ["input", "ideal"],
+    "required": ["input"],
     "properties": {
         "input": {"oneOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": MESSAGE}]},
-        "ideal": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "ideal": {"oneOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}]},
         "metadata": {"type": "object"},
     },
 }
@@ -40,15 +42,13 @@ def test_samples_have_the_documented_shape(suite_frame, tmp_path):
     # The reference answer is the ideal; without one there is no ideal string to match.
     assert samples[1]["ideal"] == CASES[1]["expected_output"]
     assert samples[1]["metadata"]["ideal_source"] == "expected_output"
-    assert samples[0]["ideal"] == [] and samples[0]["metadata"]["ideal_source"] == "none"
+    assert "ideal" not in samples[0] and samples[0]["metadata"]["ideal_source"] == "none"
     # The checks have no per-sample field in OpenAI Evals: they ride in metadata.
     assert samples[0]["metadata"]["grading"]["checks"][2]["type"] == "json_schema"
 
 
-def test_the_shape_check_can_fail():
-    bad = {"input": [{"role": "user", "content": "x"}], "ideal": [1]}
-    try:
+@pytest.mark.parametrize("ideal", [[1], []])
+def test_the_shape_check_can_fail(ideal):
+    bad = {"input": [{"role": "user", "content": "x"}], "ideal": ideal}
+    with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, SAMPLE)
-    except jsonschema.ValidationError:
-        return
-    raise AssertionError("a numeric ideal passed the sample shape")
