@@ -708,59 +708,6 @@ def _vercel_message(value: dict[str, Any], where: str) -> list[dict[str, Any]]:
     return out
 
 
-# --- usage and metadata ----------------------------------------------------------------------------
-
-_USAGE_KEYS = {
-    "input_tokens": (
-        "input_tokens",
-        "prompt_tokens",
-        "input",
-        "promptTokens",
-        "prompt_token_count",
-        "promptTokenCount",
-    ),
-    "output_tokens": (
-        "output_tokens",
-        "completion_tokens",
-        "output",
-        "completionTokens",
-        "candidates_token_count",
-        "candidatesTokenCount",
-    ),
-    "total_tokens": ("total_tokens", "total", "totalTokens", "total_token_count", "totalTokenCount"),
-}
-
-
-def usage_of(*sources: Any) -> dict[str, int | float]:
-    """Token counts as `{"input_tokens", "output_tokens", "total_tokens"}` from the first source that has
-    any: OpenAI `usage` (prompt/completion), Responses and LangChain `usage_metadata` (input/output),
-    Langfuse `usageDetails` (input/output/total), Gemini `usage_metadata` (prompt/candidates_token_count)."""
-    for source in sources:
-        if not isinstance(source, dict):
-            continue
-        out: dict[str, int | float] = {}
-        for name, keys in _USAGE_KEYS.items():
-            for key in keys:
-                value = source.get(key)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    out[name] = value
-                    break
-        if out:
-            return out
-    return {}
-
-
-def json_object(value: Any) -> Any:
-    """A JSON object logged as text (Langfuse keeps OTel-ingested metadata so) as the object; else as is."""
-    if isinstance(value, str) and value.lstrip().startswith("{"):
-        try:
-            decoded = json.loads(value)
-        except (ValueError, RecursionError):
-            return value
-        return decoded if isinstance(decoded, dict) else value
-    return value
-
-
 # --- input_text ------------------------------------------------------------------------------------
 
 

@@ -51,22 +51,22 @@ from loop_assets.capture.formats.base import (
     RecordError,
     TraceRow,
     check_timestamp_range,
+    json_object,
     normalise_all,
     parse_timestamp,
     record_hash,
     show,
     start_seconds,
     to_json,
+    usage_of,
 )
 from loop_assets.capture.formats.chat import (
     as_text,
     feedback_columns,
     input_text,
-    json_object,
     messages_from,
     output_from,
     text_or_none,
-    usage_of,
 )
 from loop_assets.config import IngestConfig
 

@@ -59,6 +59,7 @@ from loop_assets.capture.formats.base import (
     show,
     start_seconds,
     to_json,
+    usage_of,
 )
 from loop_assets.capture.formats.chat import (
     as_text,
@@ -67,7 +68,6 @@ from loop_assets.capture.formats.chat import (
     messages_from,
     output_from,
     text_or_none,
-    usage_of,
 )
 from loop_assets.config import IngestConfig
 

@@ -81,13 +81,16 @@ from loop_assets.capture.formats.base import (
     record_hash,
     show,
     to_json,
+    usage_of,
 )
 from loop_assets.config import IngestConfig
 
 ID_KEYS = ("id", "trace_id", "request_id")
-TS_KEYS = ("timestamp", "ts", "created_at", "start_time", "created")
-END_KEYS = ("end_time", "ended_at", "completed_at")
+TS_KEYS = ("timestamp", "ts", "created_at", "start_time", "startTime", "created")
+END_KEYS = ("end_time", "ended_at", "completed_at", "endTime")
 MESSAGE_PATHS = ("messages", "request.messages", "input.messages")
+FINE_TUNING_KEYS = frozenset({"messages", "tools", "functions", "parallel_tool_calls"})
+"""The keys of an OpenAI chat fine-tuning line (`{"messages": [..., answer]}`)."""
 SYSTEM_ROLES = frozenset({"system", "developer"})
 TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 
@@ -105,12 +108,21 @@ class OpenAIChatFormat:
     def detect(self, obj: dict[str, Any]) -> bool:
         if not isinstance(obj, dict):
             return False
-        if "messages" in obj:
+        if "messages" in obj or obj.get("object") == "chat.completion":
             return True
         return any(isinstance(obj.get(key), dict) and "messages" in obj[key] for key in ("request", "input"))
 
     def normalise(self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None) -> list[TraceRow]:
         used: set[str] = set()
+        if obj.get("object") == "chat.completion" and not any(
+            isinstance(c, dict) and "messages" in c for c in (obj, obj.get("request"), obj.get("input"))
+        ):
+            raise RecordError(
+                "missing_field",
+                "an OpenAI stored chat completion without its request: the List Chat Completions API "
+                "(GET /v1/chat/completions) leaves the messages out; fetch them with GET "
+                "/v1/chat/completions/{id}/messages and log them as `messages` beside the completion",
+            )
         ts, ts_field = _timestamp(obj, used)
         check_timestamp_range(ts, ts_field, ingest, now)
         try:
@@ -129,6 +141,16 @@ def _normalise(obj: dict[str, Any], ingest: IngestConfig, ts: datetime, used: se
     span_id = _opt_text(obj, "span_id", used)
     messages, turns = _messages(obj, used, sub_used)
     output_text, finish_reason, tool_calls = _output(obj, used, sub_used)
+    answer_logged = output_text is not None or "error" in obj or obj.get("error_str")
+    asked = any(role in ("user", "tool") for role, _ in turns[:-1])
+    if not answer_logged and asked and isinstance(messages[-1], dict) and messages[-1].get("role") == "assistant":
+        # the conversation ends with its answer (fine-tuning lines, conversations logged whole)
+        last = messages[-1]
+        output_text = turns[-1][1]
+        tool_calls = last.get("tool_calls") or last.get("function_call")
+        messages, turns = messages[:-1], turns[:-1]
+        extra = {k: v for k, v in last.items() if k not in ("role", "content", "tool_calls", "function_call")}
+        obj = {**obj, "answer_from": "messages[-1]", **({"answer": extra} if extra else {})}
     if finish_reason is None and obj.get("finish_reason") is not None:
         finish_reason = str(obj["finish_reason"])
     if "finish_reason" in obj:
@@ -140,6 +162,12 @@ def _normalise(obj: dict[str, Any], ingest: IngestConfig, ts: datetime, used: se
     if "error" in obj:
         used.add("error")
         error = _error_text(obj["error"])
+    if error is None and obj.get("error_str") not in (None, ""):  # LiteLLM's StandardLoggingPayload
+        used.add("error_str")
+        error = _error_text(obj["error_str"])
+    if error is None and obj.get("status") == "failure":
+        details = obj.get("error_information") if isinstance(obj.get("error_information"), dict) else {}
+        error = _error_text(details.get("error_message")) or "failure"
     if output_text is None:
         output_text = None if error is not None else ""
 
@@ -182,9 +210,15 @@ def _timestamp(obj: dict[str, Any], used: set[str]) -> tuple[datetime, str]:
         return parse_timestamp(created, "response.created"), "response.created"
     present = [key for key in TS_KEYS if key in obj]
     found = f" (`{present[0]}` is null)" if present else ""
+    what = ""
+    if set(obj) <= FINE_TUNING_KEYS:
+        what = (
+            " (an OpenAI fine-tuning example: training data carries no time, and rows are partitioned by the "
+            "day of the call; log the calls themselves, or add a `timestamp` to each line)"
+        )
     raise RecordError(
         "missing_field",
-        "no timestamp: none of " + ", ".join(f"`{k}`" for k in TS_KEYS) + f" is set{found}",
+        "no timestamp: none of " + ", ".join(f"`{k}`" for k in TS_KEYS) + f" is set{found}{what}",
     )
 
 
@@ -502,6 +536,11 @@ def _metadata(obj: dict[str, Any], used: set[str], sub_used: dict[str, set[str]]
         extras["tool_calls"] = tool_calls
     for key, item in extras.items():
         metadata["record." + key if key in metadata else key] = item
+    usage = usage_of(get_path(obj, "response.usage"), obj.get("usage"), obj)  # obj: LiteLLM's top-level counts
+    if usage:
+        if "usage" in metadata and metadata["usage"] != usage:
+            metadata["record.usage"] = metadata["usage"]
+        metadata["usage"] = usage
     return metadata
 
 
