@@ -99,12 +99,24 @@ class EmbeddingResult:
         return self.vectors.height - self.new_cache_rows.height
 
 
-def embed_with_cache(texts: pl.DataFrame, cached: pl.DataFrame, encode: Encoder, model: str) -> EmbeddingResult:
-    """Embed each distinct text_hash of `texts` (text_hash, text) that `cached` (text_hash, embedding) lacks."""
+# Texts encoded per call when someone watches progress: large enough that batching inside the encoder is
+# unchanged in effect, small enough that a long embedding reports every few seconds.
+PROGRESS_CHUNK = 2048
+
+
+def embed_with_cache(
+    texts: pl.DataFrame,
+    cached: pl.DataFrame,
+    encode: Encoder,
+    model: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> EmbeddingResult:
+    """Embed each distinct text_hash of `texts` (text_hash, text) that `cached` (text_hash, embedding) lacks;
+    `progress(done, total)` is told after each chunk of a long embedding."""
     distinct = texts.select("text_hash", "text").unique("text_hash", keep="first").sort("text_hash")
     hits = distinct.join(cached.select("text_hash", "embedding"), on="text_hash", how="inner")
     misses = distinct.join(cached.select("text_hash"), on="text_hash", how="anti")
-    vectors = encode(misses["text"].to_list()) if misses.height else np.zeros((0, 0), dtype=np.float32)
+    vectors = _encode(misses["text"].to_list(), encode, progress) if misses.height else np.zeros((0, 0), np.float32)
     fresh = misses.select("text_hash").with_columns(
         pl.Series("embedding", vectors).cast(pl.List(pl.Float32))
         if misses.height
@@ -125,6 +137,33 @@ def embed_with_cache(texts: pl.DataFrame, cached: pl.DataFrame, encode: Encoder,
         ]
     )
     return EmbeddingResult(vectors=result, new_cache_rows=new_rows)
+
+
+def sources_by_day(canonical: pl.DataFrame, vectors: pl.DataFrame) -> dict[object, dict[str, int]]:
+    """Per day, its distinct texts by where their vector came from: a text embedded by this run counts as
+    embedded on the first day of the run it appears on, and as cached on the later ones."""
+    firsts = canonical.sort("day").unique("text_hash", keep="first").select("text_hash", first_day="day")
+    per_text = (
+        canonical.select("day", "text_hash")
+        .unique()
+        .join(firsts, on="text_hash")
+        .join(vectors.select("text_hash", "embedding_source"), on="text_hash")
+        .with_columns(embedded=(pl.col("embedding_source") == "embedded") & (pl.col("day") == pl.col("first_day")))
+    )
+    counts = per_text.group_by("day").agg(
+        distinct_texts=pl.len(), embedded=pl.col("embedded").sum(), cached=(~pl.col("embedded")).sum()
+    )
+    return {row.pop("day"): row for row in counts.iter_rows(named=True)}
+
+
+def _encode(texts: list[str], encode: Encoder, progress: Callable[[int, int], None] | None) -> np.ndarray:
+    if progress is None or len(texts) <= PROGRESS_CHUNK:
+        return encode(texts)
+    parts = []
+    for start in range(0, len(texts), PROGRESS_CHUNK):
+        parts.append(encode(texts[start : start + PROGRESS_CHUNK]))
+        progress(min(start + PROGRESS_CHUNK, len(texts)), len(texts))
+    return np.concatenate(parts)
 
 
 def as_matrix(embeddings: pl.Series) -> np.ndarray:

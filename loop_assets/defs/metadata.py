@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date
+
 import dagster as dg
 import polars as pl
 
@@ -50,3 +53,22 @@ def problems_check(check_name: str, problems: pl.DataFrame, count_key: str, **ex
         passed=problems.height == 0,
         metadata={count_key: problems.height, "examples": markdown_preview(shown), **extra},
     )
+
+
+def add_day_metadata(
+    context: dg.AssetExecutionContext, asset_key: str, figures_by_day: Mapping[date, Mapping[str, object]]
+) -> None:
+    """Each day's own figures onto that day's materialisation.
+
+    A range run (`make run`, a backfill, a file that crosses midnight) writes one materialisation per day;
+    the metadata of its `MaterializeResult` lands on every one of them, so a total there would be plotted as
+    every day's figure. Per-day figures go through here instead; what the result carries is the run's only.
+    """
+    for day, figures in figures_by_day.items():
+        context.add_asset_metadata(dict(figures), asset_key=asset_key, partition_key=str(day))
+
+
+def run_metadata(days: list[date], **figures: object) -> dict[str, object]:
+    """The run's own figures (timings, the days it covered), labelled as the run's on each day it wrote."""
+    span = str(days[0]) if len(days) == 1 else f"{days[0]}...{days[-1]}"
+    return {"run_days": span, "run": dg.MetadataValue.json({"days": len(days), **figures})}

@@ -110,12 +110,12 @@ def test_a_day_whose_files_did_not_change_is_left_as_it_is_and_unrelated_files_a
     capture_only = ["raw_traces", "quarantined_records"]
     first = loop.run(DAYS[0], select=capture_only)
     [meta] = metadata(first, "raw_traces")
-    assert meta["files_read"] == 3 and meta["days_reused"] == 0
+    assert meta["run"]["files_read"] == 3 and meta["run"]["days_reused"] == 0
     before = {t: loop.table(content(t)) for t in ("raw_traces", "quarantined_records")}
 
     again = loop.run(DAYS[0], select=capture_only)
     [meta] = metadata(again, "raw_traces")
-    assert (meta["days_reused"], meta["files_read"]) == (1, 0)
+    assert (meta["run"]["days_reused"], meta["run"]["files_read"]) == (1, 0)
     assert meta["traces"] == before["raw_traces"].height and checks(again)["records_accounted_for"]
     for table, rows in before.items():
         assert loop.table(content(table)).equals(rows), table
@@ -123,7 +123,7 @@ def test_a_day_whose_files_did_not_change_is_left_as_it_is_and_unrelated_files_a
     # the next day: the file of the day after it holds none of its records and is not read
     second = loop.run(DAYS[1], select=capture_only)
     [meta] = metadata(second, "raw_traces")
-    assert meta["files_skipped"] >= 1 and meta["days_reused"] == 0 and meta["traces"] > 0
+    assert meta["run"]["files_skipped"] >= 1 and meta["run"]["days_reused"] == 0 and meta["traces"] > 0
 
     # a line appended to the first day's file: the day is read again and the new trace is there
     first_file = sorted(p for p in loop.incoming.iterdir() if p.suffix == ".jsonl")[0]
@@ -133,5 +133,5 @@ def test_a_day_whose_files_did_not_change_is_left_as_it_is_and_unrelated_files_a
         handle.write(json.dumps(line) + "\n")
     third = loop.run(DAYS[0], select=capture_only)
     [meta] = metadata(third, "raw_traces")
-    assert meta["days_reused"] == 0 and meta["traces"] == before["raw_traces"].height + 1
+    assert meta["run"]["days_reused"] == 0 and meta["traces"] == before["raw_traces"].height + 1
     assert loop.table("SELECT count(*) AS n FROM raw_traces WHERE trace_id = 'appended-later'")["n"][0] == 1

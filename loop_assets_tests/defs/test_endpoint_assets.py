@@ -45,7 +45,7 @@ def test_the_judge_scores_once_and_a_rerun_sends_no_request(tmp_path, traffic, c
     first = loop.run(DAYS[0], select={"raw_traces", "scored_traces"})
     [meta] = metadata(first, "scored_traces")
     sent = chat_server.request_count
-    assert meta["judge_enabled"] is True and meta["judge_requests"] == sent > 0
+    assert meta["run"]["judge_enabled"] is True and meta["run"]["judge_requests"] == sent > 0
     assert all(r.headers.get("authorization") == f"Bearer {KEY}" for r in chat_server.requests)
     judged = loop.table(
         "SELECT judge_status, judge_failed, failure_signals FROM scored_traces WHERE judge_status='scored'"
@@ -57,7 +57,7 @@ def test_the_judge_scores_once_and_a_rerun_sends_no_request(tmp_path, traffic, c
     again = loop.run(DAYS[0], select={"raw_traces", "scored_traces"})
     assert chat_server.request_count == sent  # every score came from the cache
     [meta] = metadata(again, "scored_traces")
-    assert meta["judge_requests"] == 0 and meta["judge_cached"] == sent
+    assert meta["run"]["judge_requests"] == 0 and meta["run"]["judge_cached"] == sent
     # the key is only ever sent to the endpoint: not in the warehouse, not in the run's metadata
     for table in ("scored_traces", "judge_cache", "raw_traces"):
         assert KEY not in loop.table(f"SELECT * FROM {table}").write_ndjson()
@@ -67,7 +67,7 @@ def test_the_judge_scores_once_and_a_rerun_sends_no_request(tmp_path, traffic, c
 def test_without_a_judge_the_run_says_so(in_order):
     _, results = in_order
     [meta] = metadata(results[0], "scored_traces")
-    assert meta["judge_enabled"] is False and "no judge" in meta["judge_message"]
+    assert meta["run"]["judge_enabled"] is False and "no judge" in meta["run"]["judge_message"]
 
 
 def test_difficulty_comes_from_retries_against_the_model_endpoint(tmp_path, traffic, chat_server):
@@ -138,6 +138,6 @@ def test_the_endpoints_resource_points_the_judge_at_another_server(tmp_path, tra
     capture = [a for a in daily_assets if {k.to_user_string() for k in a.keys} & {"raw_traces", "scored_traces"}]
     result = dg.materialize(capture, partition_key=str(DAYS[0]), resources=resources, instance=loop.instance)
     [meta] = metadata(result, "scored_traces")
-    assert result.success and meta["judge_requests"] == chat_server.request_count > 0
+    assert result.success and meta["run"]["judge_requests"] == chat_server.request_count > 0
     assert loop.table("SELECT count(*) AS n FROM scored_traces WHERE judge_status = 'scored'")["n"][0] > 0
     assert LlmEndpoints().applied(loop.resources()["settings"].config()).judge.base_url == "http://127.0.0.1:9/v1"

@@ -59,7 +59,7 @@ def test_rerunning_a_day_embeds_nothing_and_leaves_the_suite_unchanged(in_order)
     assert rerun.success
     [clusters] = metadata(rerun, "failure_clusters")
     assert clusters["embedded"] == 0 and clusters["cached"] == clusters["distinct_texts"] > 0
-    assert clusters["model_loaded"] is False
+    assert clusters["run"]["model_loaded"] is False
     assert loop.table(SUITE_CONTENT + " ORDER BY case_id").equals(before)
     assert raw_days.equals(loop.table("SELECT day, count(*) n FROM raw_traces GROUP BY day ORDER BY day"))
 

@@ -14,7 +14,13 @@ from loop_assets.capture.figures import stored_figures
 from loop_assets.capture.incoming import scan_incoming
 from loop_assets.capture.ingest_plan import plan_from_warehouse, store_ingest
 from loop_assets.config import RedactionConfig
-from loop_assets.defs.metadata import markdown_preview, problems_check, table_metadata
+from loop_assets.defs.metadata import (
+    add_day_metadata,
+    markdown_preview,
+    problems_check,
+    run_metadata,
+    table_metadata,
+)
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import LlmEndpoints, LoopSettings, Warehouse
 from loop_assets.redaction import count_metadata, redact_frame, redact_frame_with_counts
@@ -84,35 +90,22 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     with warehouse.get_connection() as con:
         accounting = record_accounting(con, days)
         unaccounted = files_not_accounted(con, plan.listed, scan_incoming(settings.incoming()).ignored)
-        stored = stored_figures(con, days, PREVIEW_ROWS)
-    # Previews land in the Dagster event log: never with PII, whether or not the tables are redacted.
-    trace_preview = redact_frame(stored["trace_preview"], ["input_text", "output_text"], config.redaction)
-    quarantine_preview = redact_frame(stored["quarantine_preview"], ["reason"], config.redaction)
-    yield dg.MaterializeResult(
-        asset_key="raw_traces",
-        metadata={
-            "dagster/row_count": stored["traces"],
-            "traces": stored["traces"],
-            "files": stored["files"],
-            "files_read": files_read,
-            "files_skipped": len(plan.skip_files),
-            "days_reused": len(plan.reused_days),
-            "ingest_seconds": round(ingest_seconds, 3),
-            "skipped_items": stored["skipped_items"],
-            "apps": dg.MetadataValue.json(stored["apps"]),
-            **(redacted or {"redaction": "no file read" if not plan.read_days else "off"}),
-            "preview": markdown_preview(trace_preview),
-        },
+        stored = {day: stored_figures(con, [day], PREVIEW_ROWS) for day in days}
+    mode, redaction_counts = _redaction_mode(redacted, plan.read_days)
+    add_day_metadata(context, "raw_traces", {day: _trace_figures(f, config.redaction) for day, f in stored.items()})
+    add_day_metadata(
+        context, "quarantined_records", {day: _quarantine_figures(f, config.redaction) for day, f in stored.items()}
     )
-    yield dg.MaterializeResult(
-        asset_key="quarantined_records",
-        metadata={
-            "dagster/row_count": stored["quarantined"],
-            "quarantined": stored["quarantined"],
-            "by_reason": dg.MetadataValue.json(stored["by_reason"]),
-            "preview": markdown_preview(quarantine_preview),
-        },
+    run = run_metadata(
+        days,
+        files_read=files_read,
+        files_skipped=len(plan.skip_files),
+        days_reused=len(plan.reused_days),
+        ingest_seconds=round(ingest_seconds, 3),
+        **redaction_counts,
     )
+    yield dg.MaterializeResult(asset_key="raw_traces", metadata={**run, "redaction": mode})
+    yield dg.MaterializeResult(asset_key="quarantined_records", metadata=run)
     bad = accounting.filter(~pl.col("ok"))
     if unaccounted.height:
         context.log.error(f"files in the incoming folder whose records are in no table: {unaccounted.rows()}")
@@ -130,6 +123,37 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
             "mismatches": markdown_preview(bad, limit=20),
         },
     )
+
+
+def _trace_figures(stored: dict[str, object], redaction: RedactionConfig) -> dict[str, object]:
+    """A day's figures of raw_traces as stored; the preview redacted, since it lands in the event log."""
+    preview = redact_frame(stored["trace_preview"], ["input_text", "output_text"], redaction)
+    return {
+        "dagster/row_count": stored["traces"],
+        "traces": stored["traces"],
+        "files": stored["files"],
+        "skipped_items": stored["skipped_items"],
+        "apps": dg.MetadataValue.json(stored["apps"]),
+        "preview": markdown_preview(preview),
+    }
+
+
+def _quarantine_figures(stored: dict[str, object], redaction: RedactionConfig) -> dict[str, object]:
+    preview = redact_frame(stored["quarantine_preview"], ["reason"], redaction)
+    return {
+        "dagster/row_count": stored["quarantined"],
+        "quarantined": stored["quarantined"],
+        "by_reason": dg.MetadataValue.json(stored["by_reason"]),
+        "preview": markdown_preview(preview),
+    }
+
+
+def _redaction_mode(redacted: dict[str, object], read_days: list) -> tuple[str, dict[str, object]]:
+    """The redaction mode (true of every day) and the run's redaction counts per kind."""
+    if not redacted:
+        return ("no file read" if not read_days else "off"), {}
+    counts = {k: v for k, v in redacted.items() if k != "redaction"}
+    return str(redacted["redaction"]), counts
 
 
 # Text columns that may carry what a user typed or a system logged.
@@ -202,39 +226,44 @@ def scored_traces(
         context.log.info(judged.message)
         replace_partitions(con, "scored_traces", days, {"scored_traces": scored}, context.run_id)
         unscored = unscored_traces(con, days)
-        apps_metadata, app_warnings = scored_apps_metadata(con, config, scored)
+        app_warnings = scored_apps_metadata(con, config, scored)[1]
+        apps_by_day = {day: scored_apps_metadata(con, config, scored.filter(pl.col("day") == day))[0] for day in days}
     for warning in app_warnings:
         context.log.warning(warning)
-    failures = scored.filter(pl.col("is_failure"))
-    by_signal = (
-        failures.select(pl.col("failure_signals").list.eval(pl.element().struct.field("scorer")).alias("s"))
-        .explode("s")
-        .group_by("s")
-        .len()
+    add_day_metadata(
+        context,
+        "scored_traces",
+        {day: {**_scored_figures(scored.filter(pl.col("day") == day)), **apps_by_day[day]} for day in days},
     )
-    signal_counts = {f"failures_{row['s']}": row["len"] for row in by_signal.iter_rows(named=True)}
     return dg.MaterializeResult(
         check_results=[problems_check(EVERY_TRACE_SCORED, unscored, "mismatched_days")],
         metadata={
-            "dagster/row_count": scored.height,
-            "traces": scored.height,
-            "failures": failures.height,
-            "score_seconds": round(score_seconds, 3),
-            **judged.metadata(),
-            **apps_metadata,
+            **run_metadata(days, score_seconds=round(score_seconds, 3), **judged.metadata()),
             "config_warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in app_warnings) or "none"),
-            "failure_rate": round(failures.height / scored.height, 4) if scored.height else 0.0,
-            **{f"failures_{s}": signal_counts.get(f"failures_{s}", 0) for s in scoring.SCORERS},
-            "preview": markdown_preview(
-                failures.select(
-                    "trace_id",
-                    "app",
-                    "severity",
-                    pl.col("failure_signals")
-                    .list.eval(pl.element().struct.field("scorer"))
-                    .list.join("+")
-                    .alias("signals"),
-                )
-            ),
         },
     )
+
+
+def _scored_figures(scored: pl.DataFrame) -> dict[str, object]:
+    """A day's figures of scored_traces: traces, failures, failure rate, failures per signal, a preview."""
+    failures = scored.filter(pl.col("is_failure"))
+    signals = failures.select(pl.col("failure_signals").list.eval(pl.element().struct.field("scorer")).alias("s"))
+    signal_counts = dict(signals.explode("s").group_by("s").len().iter_rows())
+    return {
+        "dagster/row_count": scored.height,
+        "traces": scored.height,
+        "failures": failures.height,
+        "failure_rate": round(failures.height / scored.height, 4) if scored.height else 0.0,
+        **{f"failures_{s}": int(signal_counts.get(s, 0)) for s in scoring.SCORERS},
+        "preview": markdown_preview(
+            failures.select(
+                "trace_id",
+                "app",
+                "severity",
+                pl.col("failure_signals")
+                .list.eval(pl.element().struct.field("scorer"))
+                .list.join("+")
+                .alias("signals"),
+            )
+        ),
+    }

@@ -6,7 +6,13 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
-from loop_assets.defs.metadata import markdown_preview, problems_check, table_metadata
+from loop_assets.defs.metadata import (
+    add_day_metadata,
+    markdown_preview,
+    problems_check,
+    run_metadata,
+    table_metadata,
+)
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import LlmEndpoints, LoopSettings, Warehouse
 from loop_assets.grade.checks import uncovered_failures
@@ -108,29 +114,43 @@ def graded_candidates(
             context.log.info(f"{day}: {graded.height} distinct failing inputs, {new} graded now, the rest kept")
         problems = uncovered_failures(con, partition_days(context))
     graded = pl.concat(graded_days)
-    decisions = graded["decision"].str.split(":").list.first()
-    promoted = int((decisions == "promote").sum())
+    add_day_metadata(
+        context,
+        "graded_candidates",
+        {day: _graded_figures(graded.filter(pl.col("day") == day), context.run_id) for day in partition_days(context)},
+    )
     return dg.MaterializeResult(
         check_results=[problems_check(EVERY_FAILURE_COVERED, problems, "uncovered")],
-        metadata={
-            "dagster/row_count": graded.height,
-            "failing_inputs": graded.height,
-            "graded_now": int((graded["graded_run_id"] == context.run_id).sum()),
-            "promoted": promoted,
-            "duplicates": int((decisions == "duplicate_of").sum()),
-            "skipped": int((decisions == "skip").sum()),
-            "novel_rate": round(promoted / graded.height, 4) if graded.height else 0.0,
-            "dedup_thresholds": dg.MetadataValue.json(
-                graded.group_by("app").agg(pl.col("dedup_threshold").max()).sort("app").to_dicts()
-            ),
-            "difficulty_measured": int(graded["difficulty"].is_not_null().sum()),
-            "difficulty_mean": round(float(graded["difficulty"].mean()), 4)
-            if graded["difficulty"].is_not_null().any()
-            else None,
-            "preview": markdown_preview(
-                graded.sort("weight", descending=True).select(
-                    "day", "app", "cluster_id", "frequency", "covered_similarity", "weight", "decision"
-                )
-            ),
-        },
+        metadata=run_metadata(partition_days(context), graded_now=_graded_now(graded, context.run_id)),
     )
+
+
+def _graded_figures(graded: pl.DataFrame, run_id: str) -> dict[str, object]:
+    """A day's figures of graded_candidates: its failing inputs by decision, thresholds and difficulty."""
+    decisions = graded["decision"].str.split(":").list.first()
+    promoted = int((decisions == "promote").sum())
+    measured = graded["difficulty"].drop_nulls()
+    return {
+        "dagster/row_count": graded.height,
+        "failing_inputs": graded.height,
+        "graded_now": _graded_now(graded, run_id),
+        "promoted": promoted,
+        "duplicates": int((decisions == "duplicate_of").sum()),
+        "skipped": int((decisions == "skip").sum()),
+        "novel_rate": round(promoted / graded.height, 4) if graded.height else 0.0,
+        "dedup_thresholds": dg.MetadataValue.json(
+            graded.group_by("app").agg(pl.col("dedup_threshold").max()).sort("app").to_dicts()
+        ),
+        "difficulty_measured": measured.len(),
+        "difficulty_mean": round(float(measured.mean()), 4) if measured.len() else None,
+        "preview": markdown_preview(
+            graded.sort("weight", descending=True).select(
+                "day", "app", "cluster_id", "frequency", "covered_similarity", "weight", "decision"
+            )
+        ),
+    }
+
+
+def _graded_now(graded: pl.DataFrame, run_id: str) -> int:
+    """Inputs this run graded (a re-run keeps earlier decisions and grades only new inputs)."""
+    return int((graded["graded_run_id"] == run_id).sum())

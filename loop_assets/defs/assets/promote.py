@@ -1,9 +1,17 @@
 """PROMOTE: promoted candidates to `eval_suite`, with provenance, and the suite's invariants as checks."""
 
+from datetime import date
+
 import dagster as dg
 import polars as pl
 
-from loop_assets.defs.metadata import markdown_preview, problems_check, table_metadata
+from loop_assets.defs.metadata import (
+    add_day_metadata,
+    markdown_preview,
+    problems_check,
+    run_metadata,
+    table_metadata,
+)
 from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition_days, single_run
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
 from loop_assets.promote.promotion import promote_day, whole_suite
@@ -60,50 +68,77 @@ def eval_suite(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
         suite = whole_suite(con)
         quality = suite_quality(con, days)
     promoted = pl.concat(written)
-    new = promoted.filter(pl.col("promoted_run_id") == context.run_id)
-    as_of = suite.filter(pl.coalesce("in_suite_from", "day") <= days[-1])
-    totals = quality_by_app(quality)
-    inputs, skipped = int(totals["failing_inputs"].sum()), int(totals["skipped"].sum())
-    covered = int(totals["promoted"].sum() + totals["duplicates"].sum())
+    add_day_metadata(
+        context,
+        "eval_suite",
+        {
+            day: _day_figures(promoted.filter(pl.col("day") == day), suite, quality.filter(pl.col("day") == day), day)
+            for day in days
+        },
+    )
     pairs, gaps, repeats = near_duplicate_pairs(suite), incomplete_provenance(suite), repeated_text_hashes(suite)
     yield dg.MaterializeResult(
         metadata={
-            "dagster/row_count": promoted.height,
-            "promoted": new.height,
-            "failing_inputs": inputs,
-            "uncovered_inputs": int(totals["uncovered"].sum()),
-            "coverage": round(covered / (inputs - skipped), 4) if inputs > skipped else 1.0,
-            "suite_quality": markdown_preview(
-                quality.with_columns(pl.col("day").cast(pl.String)).select(SHOWN),
-                limit=50,
-            ),
-            "suite_size": as_of.filter(pl.col("status") == "active").height,
-            "suite_apps": dg.MetadataValue.json(as_of.group_by("app").len().sort("app").to_dicts()),
-            "newest_cases": markdown_preview(
-                promoted.sort(["promoted_at", "weight"], descending=True).select(
-                    "case_id",
-                    "label",
-                    "weight",
-                    pl.format("{}:{}", "source_file", "source_line").alias("source"),
-                )
-            ),
-            "lineage": markdown_preview(
-                promoted.select(
-                    "case_id",
-                    "trace_id",
-                    pl.format("{}:{}", "source_file", "source_line").alias("file:line"),
-                    pl.col("failure_signals")
-                    .list.eval(pl.element().struct.field("scorer"))
-                    .list.join("+")
-                    .alias("signals"),
-                    "cluster_id",
-                    "nearest_similarity",
-                    "promoted_run_id",
-                ),
-                limit=50,
-            ),
+            **run_metadata(days, promoted=int((promoted["promoted_run_id"] == context.run_id).sum())),
+            **current_suite_metadata(suite),
         }
     )
     yield problems_check(NO_NEAR_DUPLICATES, pairs, "pairs")
     yield problems_check(COMPLETE_PROVENANCE, gaps, "incomplete_cases")
     yield problems_check(UNIQUE_TEXT, repeats, "repeated")
+
+
+def _day_figures(cases: pl.DataFrame, suite: pl.DataFrame, quality: pl.DataFrame, day: date) -> dict[str, object]:
+    """A day's own figures: the cases promoted from its traces, the suite at the end of the day, the
+    coverage of its failing inputs."""
+    as_of = suite.filter(pl.coalesce("in_suite_from", "day") <= day, pl.col("status") == "active")
+    totals = quality_by_app(quality)
+    inputs, skipped = int(totals["failing_inputs"].sum()), int(totals["skipped"].sum())
+    covered = int(totals["promoted"].sum() + totals["duplicates"].sum())
+    return {
+        "dagster/row_count": cases.height,
+        "promoted": cases.height,
+        "suite_size": as_of.height,
+        "suite_apps": dg.MetadataValue.json(as_of.group_by("app").len().sort("app").to_dicts()),
+        "failing_inputs": inputs,
+        "uncovered_inputs": int(totals["uncovered"].sum()),
+        "coverage": round(covered / (inputs - skipped), 4) if inputs > skipped else 1.0,
+        "suite_quality": markdown_preview(quality.with_columns(pl.col("day").cast(pl.String)).select(SHOWN), limit=50),
+    }
+
+
+LINEAGE_ROWS = 100
+
+
+def current_suite_metadata(suite: pl.DataFrame) -> dict[str, object]:
+    """The suite as it is now, on whichever day's materialisation is the latest: its size per app, the newest
+    cases and a lineage page (case to trace, file:line, signals, family and the run that promoted it)."""
+    active = suite.filter(pl.col("status") == "active").sort(["promoted_at", "case_id"], descending=True)
+    lineage = active.head(LINEAGE_ROWS).select(
+        "case_id",
+        "app",
+        pl.format("{}:{}", "source_file", "source_line").alias("file:line"),
+        pl.col("failure_signals").list.eval(pl.element().struct.field("scorer")).list.join("+").alias("signals"),
+        "cluster_id",
+        pl.col("day").cast(pl.String),
+        pl.format("[{}](/runs/{})", pl.col("promoted_run_id").str.slice(0, 8), "promoted_run_id").alias("run"),
+    )
+    shown = min(LINEAGE_ROWS, active.height)
+    title = (
+        f"**The current suite, newest first: {shown} of {active.height} active cases.** Every case: "
+        "`eval-loop lineage CASE_ID`, or the table `eval_suite`.\n\n"
+    )
+    return {
+        "suite_now_size": active.height,
+        "suite_now_by_app": dg.MetadataValue.json(active.group_by("app").len().sort("app").to_dicts()),
+        "newest_cases": markdown_preview(
+            active.select(
+                "case_id",
+                "app",
+                pl.col("promoted_at").dt.strftime("%Y-%m-%d %H:%M:%S").alias("promoted_at"),
+                "label",
+                "weight",
+            )
+        ),
+        "lineage": dg.MetadataValue.md(title + markdown_preview(lineage, limit=LINEAGE_ROWS, width=80).value),
+    }
