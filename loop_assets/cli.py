@@ -224,11 +224,16 @@ def cmd_summary(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_stats(_: argparse.Namespace) -> int:
-    from loop_assets.report.stats import render, suite_stats
+def cmd_stats(args: argparse.Namespace) -> int:
+    """The suite per app, failure signal and family; every case with --cases."""
+    from loop_assets.report.stats import render, suite_cases, suite_stats
 
     with _connect() as con:
-        print(render(suite_stats(con)))
+        if args.cases:
+            print(render({"active cases": suite_cases(con)}, rows=-1))
+            return 0
+        print(render(suite_stats(con, families=args.families)))
+    print("\n(every case, one line each: eval-loop stats --cases; one case's chain: eval-loop lineage CASE_ID)")
     return 0
 
 
@@ -331,6 +336,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from loop_assets.report.stats import FAMILIES_SHOWN
+
     parser = argparse.ArgumentParser(prog="eval-loop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -349,7 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     mat.set_defaults(func=cmd_materialize)
 
     sub.add_parser("summary", help="traffic, failures, quarantine and suite at a glance").set_defaults(func=cmd_summary)
-    sub.add_parser("stats", help="suite size by app, signal and cluster").set_defaults(func=cmd_stats)
+    stats = sub.add_parser("stats", help="the suite summarised by app, failure signal and family (cases, weights)")
+    stats.add_argument("--families", type=int, default=FAMILIES_SHOWN, help="families shown (default %(default)s)")
+    stats.add_argument("--cases", action="store_true", help="list every active case instead")
+    stats.set_defaults(func=cmd_stats)
 
     lin = sub.add_parser("lineage", help="trace a case back to its source line")
     lin.add_argument("case_id")
@@ -401,9 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; a problem the user can fix (configuration, a locked warehouse, a name too long for
-    the file system) is one clear message on stderr and exit code 2, not a traceback."""
+    """Run one command; a problem the user can fix (a missing warehouse or configuration file, a bad
+    configuration, a locked warehouse, a name too long for the file system) is one clear message on
+    stderr and exit code 2, not a traceback."""
     import errno
+
+    import duckdb
 
     from loop_assets.config import ConfigError
     from loop_assets.warehouse import WarehouseLocked
@@ -411,9 +424,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, WarehouseLocked) as exc:
+    except (ConfigError, WarehouseLocked, FileNotFoundError) as exc:
         print(f"eval-loop {args.command}: {exc}", file=sys.stderr)
         return 2
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(
+            f"eval-loop {args.command}: cannot use the warehouse {warehouse_path()} ({first}); "
+            "if it is from an older version or not a warehouse, materialise the loop into a new one",
+            file=sys.stderr,
+        )
+        return 2
+    except BrokenPipeError:  # `eval-loop stats | head`: the reader has gone, nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         if exc.errno != errno.ENAMETOOLONG:
             raise

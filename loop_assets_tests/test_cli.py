@@ -6,9 +6,12 @@ import json
 import os
 from datetime import date
 
+import duckdb
+import polars as pl
 import pytest
 
 from loop_assets.cli import main
+from loop_assets.report.stats import suite_stats
 from loop_assets_tests.paths import ROOT
 
 
@@ -59,14 +62,63 @@ def test_export_round_trips_with_provenance_and_pins_a_version(env, tmp_path):
     assert (suites[0]["as_of"], suites[0]["pinned"], suites[0]["cases"]) == (str(first_day), True, len(pinned_ids))
 
 
-def test_stats_and_summary_print_the_suite(env, capsys):
+def test_stats_summarises_by_app_signal_and_family_and_lists_cases_on_request(env, capsys):
+    suite = env.table("SELECT * FROM eval_suite WHERE status = 'active'")
+    with duckdb.connect(str(env.warehouse), read_only=True) as con:
+        tables = suite_stats(con, families=1000)
+    by_app = suite.group_by("app").agg(pl.len().alias("cases"), pl.col("weight").sum().alias("w")).sort("app")
+    got = tables["suite by app"].sort("app")
+    assert got["app"].to_list() == by_app["app"].to_list() and got["cases"].to_list() == by_app["cases"].to_list()
+    assert got["total_weight"].to_list() == pytest.approx(by_app["w"].to_list(), abs=1e-3)
+    signals = suite.explode("failure_signals").select(pl.col("failure_signals").struct.field("scorer")).to_series()
+    by_signal = next(frame for title, frame in tables.items() if title.startswith("suite by failure signal"))
+    assert dict(by_signal.select("signal", "cases").iter_rows()) == dict(signals.value_counts().iter_rows())
+    families = suite.filter(pl.col("cluster_id") >= 0).group_by("day", "cluster_id").agg(pl.col("cluster_size").sum())
+    by_family = next(frame for title, frame in tables.items() if title.startswith("largest failure families"))
+    assert by_family.height == families.height and by_family["traces"].sum() == families["cluster_size"].sum()
+    assert tables["suite"].row(0)[:2] == (suite.height, pytest.approx(suite["weight"].sum(), abs=1e-3))
+
     assert main(["stats"]) == 0
     out = capsys.readouterr().out
-    assert "cases by app" in out and "cases by signal" in out and "support_bot" in out
+    assert "suite by app" in out and "suite by failure signal" in out and "largest failure families" in out
+    assert all(app in out for app in by_app["app"]) and not any(c in out for c in suite["case_id"])
+    assert main(["stats", "--cases"]) == 0
+    out = capsys.readouterr().out
+    assert all(c in out for c in suite["case_id"])
+
+
+def test_summary_prints_traffic_failures_and_the_suite(env, capsys):
     assert main(["summary"]) == 0
     out = capsys.readouterr().out
     assert "traffic by day" in out and "failures by signal" in out and "eval-loop lineage case_" in out
     assert "suite quality by app" in out and "coverage" in out and "failures no case covers" not in out
+
+
+@pytest.mark.parametrize("command", [["stats"], ["summary"], ["lineage", "case_x"], ["export"]])
+def test_a_missing_warehouse_is_one_line_and_exit_code_2(command, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EVAL_LOOP_WAREHOUSE", str(tmp_path / "nowhere" / "w.duckdb"))
+    monkeypatch.chdir(tmp_path)
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"eval-loop {command[0]}: no warehouse at ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing created, not even the folder
+
+
+def test_a_file_that_is_not_a_warehouse_is_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys):
+    (tmp_path / "w.duckdb").write_text("not a database")
+    monkeypatch.setenv("EVAL_LOOP_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    assert main(["stats"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("eval-loop stats: cannot use the warehouse")
+
+
+def test_a_missing_config_file_is_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EVAL_LOOP_CONFIG", str(tmp_path / "missing.yaml"))
+    monkeypatch.setenv("EVAL_LOOP_INCOMING", str(tmp_path))
+    for command in (["materialize"], ["summary"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "configuration file" in err[0] and "does not exist" in err[0]
 
 
 def test_generate_is_deterministic(tmp_path):

@@ -39,24 +39,60 @@ def loop_summary(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
     return tables
 
 
-def suite_stats(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
+FAMILIES_SHOWN = 10
+"""`stats` shows the largest failure families; `stats --cases` lists every case."""
+
+
+def suite_stats(con: duckdb.DuckDBPyConnection, families: int = FAMILIES_SHOWN) -> dict[str, pl.DataFrame]:
+    """The active suite summarised per app, per failure signal and per failure family (day/cluster_id):
+    cases, weights and traces covered. A case with several signals counts once under each of them."""
     ensure_tables(con)
     sql = {
-        "cases by app": """
-            SELECT app, count(*) AS cases FROM eval_suite WHERE status = 'active' GROUP BY ALL ORDER BY app""",
-        "cases by signal": """
-            SELECT sig.scorer AS signal, count(*) AS cases
+        "suite by app": """
+            SELECT app, count(*) AS cases, round(sum(weight), 3) AS total_weight, round(avg(weight), 3) AS mean_weight,
+                   count(DISTINCT CASE WHEN cluster_id >= 0 THEN day || '/' || cluster_id END) AS families,
+                   count(*) FILTER (WHERE cluster_id < 0) AS unclustered, sum(cluster_size)::BIGINT AS traces_covered,
+                   min(day) AS first_day, max(day) AS last_day
+            FROM eval_suite WHERE status = 'active' GROUP BY ALL ORDER BY app""",
+        "suite by failure signal (a case with several signals counts under each)": """
+            SELECT sig.scorer AS signal, count(*) AS cases, round(sum(weight), 3) AS total_weight,
+                   round(avg(weight), 3) AS mean_weight, count(DISTINCT app) AS apps
             FROM eval_suite, unnest(failure_signals) AS t(sig) WHERE status = 'active'
-            GROUP BY ALL ORDER BY cases DESC""",
-        "cases by cluster": """
-            SELECT day, app, cluster_id, cluster_size, case_id, label FROM eval_suite WHERE status = 'active'
-            ORDER BY day, app, cluster_id""",
+            GROUP BY ALL ORDER BY cases DESC, signal""",
+        f"largest failure families (day/cluster; the {families} with most traces)": f"""
+            SELECT day || '/' || cluster_id AS family, string_agg(DISTINCT app, ', ' ORDER BY app) AS apps,
+                   count(*) AS cases, sum(cluster_size)::BIGINT AS traces, round(sum(weight), 3) AS total_weight,
+                   arg_max(label, weight) AS heaviest_case
+            FROM eval_suite WHERE status = 'active' AND cluster_id >= 0
+            GROUP BY day, cluster_id ORDER BY traces DESC, cases DESC, family LIMIT {int(families)}""",
     }
-    return {title: con.execute(q).pl() for title, q in sql.items()}
+    tables = {title: con.execute(q).pl() for title, q in sql.items()}
+    total = con.execute("""
+        SELECT count(*) AS cases, round(coalesce(sum(weight), 0), 3) AS total_weight, count(DISTINCT app) AS apps,
+               count(DISTINCT CASE WHEN cluster_id >= 0 THEN day || '/' || cluster_id END) AS families
+        FROM eval_suite WHERE status = 'active'""").pl()
+    return {"suite": total, **tables}
 
 
-def render(tables: dict[str, pl.DataFrame]) -> str:
-    with pl.Config(tbl_rows=200, tbl_cols=20, fmt_str_lengths=90, tbl_width_chars=220, tbl_hide_dataframe_shape=True):
+def suite_cases(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every active case, one line each (`eval-loop stats --cases`)."""
+    ensure_tables(con)
+    return con.execute("""
+        SELECT day, app, cluster_id, cluster_size, round(weight, 3) AS weight, case_id, label
+        FROM eval_suite WHERE status = 'active' ORDER BY day, app, cluster_id, case_id""").pl()
+
+
+def render(tables: dict[str, pl.DataFrame], rows: int = 200) -> str:
+    """Titled tables as text; `rows` per table at most (-1: all)."""
+    with pl.Config(
+        tbl_rows=rows,
+        tbl_cols=20,
+        fmt_str_lengths=90,
+        tbl_width_chars=220,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_hide_dtype_separator=True,
+    ):
         return "\n\n".join(f"{title}\n{frame}" for title, frame in tables.items())
 
 
