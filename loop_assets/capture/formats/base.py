@@ -367,20 +367,32 @@ _USAGE_KEYS = {
         "input_tokens",
         "prompt_tokens",
         "input",
+        "prompt",
         "promptTokens",
         "prompt_token_count",
         "promptTokenCount",
+        "inputTokens",
     ),
     "output_tokens": (
         "output_tokens",
         "completion_tokens",
         "output",
+        "completion",
         "completionTokens",
         "candidates_token_count",
         "candidatesTokenCount",
+        "outputTokens",
     ),
     "total_tokens": ("total_tokens", "total", "totalTokens", "total_token_count", "totalTokenCount"),
 }
+
+
+def usage_with_details(raw: dict[str, Any]) -> dict[str, Any]:
+    """`usage_of(raw)` plus the counts it does not map (cache reads, reasoning tokens ...) as logged."""
+    usage: dict[str, Any] = usage_of(raw)
+    mapped = {k for name in usage for k in _USAGE_KEYS[name]}
+    usage.update({k: v for k, v in raw.items() if k not in mapped})
+    return usage
 
 
 def usage_of(*sources: Any) -> dict[str, int | float]:

@@ -39,12 +39,14 @@ What the GenAI attributes give:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from loop_assets.capture.formats.base import RecordError, json_type, show
+from loop_assets.capture.formats.base import RecordError, json_type, show, usage_of
 from loop_assets.capture.formats.chat import (
     _content_text,
     as_text,
+    finish_reason_of,
     genai_message,
     genai_messages,
     make_message,
@@ -66,11 +68,39 @@ from loop_assets.capture.formats.otlp import (
 LLM_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
 CONTENT_EVENTS = ("gen_ai.content.prompt", "gen_ai.content.completion")
 EVALUATION_EVENT = "gen_ai.evaluation.result"
+DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+"""The newer conventions' event carrying `gen_ai.input.messages`/`gen_ai.output.messages` (Semantic Kernel
+and others emit it as a span event)."""
+MESSAGE_EVENTS = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+"""The older conventions' per-message events (Semantic Kernel 1.55+ writes them as span events);
+the answer is a `gen_ai.choice` event."""
+NO_CONTENT = (
+    "no message content on this span: looked for `gen_ai.input.messages`, `gen_ai.prompt.*`, `gen_ai.prompt`, "
+    "Vercel `ai.prompt.messages` and the content events (`gen_ai.content.prompt`, `gen_ai.user.message`, "
+    f"`{DETAILS_EVENT}`). Instrumentations record no content unless told to: the OpenTelemetry GenAI "
+    "instrumentations (opentelemetry-instrumentation-openai-v2 and others) need "
+    "OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental and "
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY (or SPAN_AND_EVENT) to put it on spans "
+    "(=true without the opt-in sends it to log events, which a span export does not hold); OpenLLMetry "
+    "TRACELOOP_TRACE_CONTENT=true; the Vercel AI SDK experimental_telemetry recordInputs/recordOutputs"
+)
 
 
 def classify(span: Span) -> str | None:
     """None for an LLM span of this convention, else why it is not one."""
     attrs = span.attributes
+    vercel = attrs.get("ai.operationId")
+    if isinstance(vercel, str) and vercel.startswith("ai."):
+        if vercel.startswith("ai.embed"):
+            return f"Vercel AI SDK {vercel} span: an embedding, not an LLM request"
+        if vercel.endswith((".doGenerate", ".doStream")):
+            return None
+        return f"Vercel AI SDK {vercel} span: it wraps the provider call (its .doGenerate/.doStream span is the row)"
     op = attrs.get("gen_ai.operation.name")
     if op not in (None, ""):
         if str(op).strip().lower() in LLM_OPERATIONS:
@@ -89,7 +119,7 @@ def _has_content(span: Span) -> bool:
             return True
         if key.startswith(("gen_ai.prompt.", "gen_ai.completion.")):
             return True
-    return any(e.get("name") in CONTENT_EVENTS for e in span.events)
+    return any(e.get("name") in (*CONTENT_EVENTS, DETAILS_EVENT, *MESSAGE_EVENTS) for e in span.events)
 
 
 def read(span: Span) -> Reading:
@@ -106,13 +136,15 @@ def read(span: Span) -> Reading:
             finish = as_text(first)
         used.add("gen_ai.response.finish_reasons")
     model = None
-    for key in ("gen_ai.response.model", "gen_ai.request.model"):
+    for key in ("gen_ai.response.model", "gen_ai.request.model", "ai.response.model", "ai.model.id"):
         if attrs.get(key) not in (None, ""):
             model = as_text(attrs[key])
             used.add(key)
             break
     usage = {k.removeprefix("gen_ai.usage."): v for k, v in attrs.items() if k.startswith("gen_ai.usage.")}
     used.update(f"gen_ai.usage.{k}" for k in usage)
+    if not usage:  # the Vercel AI SDK's own counts
+        usage = usage_of({k.removeprefix("ai.usage."): v for k, v in attrs.items() if k.startswith("ai.usage.")})
     return Reading(
         messages=messages,
         output_text=text,
@@ -126,30 +158,42 @@ def read(span: Span) -> Reading:
     )
 
 
+def _details(span: Span, used_events: set[int]) -> dict[str, Any]:
+    """The attributes of the span's `gen_ai.client.inference.operation.details` event, if any."""
+    for i, event in enumerate(span.events):
+        if event.get("name") == DETAILS_EVENT:
+            used_events.add(i)
+            return event["attributes"]
+    return {}
+
+
 def _input(span: Span, used: set[str], used_events: set[int]) -> list[dict[str, Any]]:
-    attrs = span.attributes
+    attrs = {**_details(span, used_events), **span.attributes}
     if attrs.get("gen_ai.input.messages") is not None:
         messages = genai_messages(attrs["gen_ai.input.messages"], "gen_ai.input.messages")
         used.add("gen_ai.input.messages")
     elif any(k.startswith("gen_ai.prompt.") for k in attrs):
         messages = _flat_messages(attrs, "gen_ai.prompt", used)
     elif attrs.get("gen_ai.prompt") is not None:
-        messages = messages_from(json_attr(attrs["gen_ai.prompt"]), "gen_ai.prompt")
+        messages = _prompt(json_attr(attrs["gen_ai.prompt"]), "gen_ai.prompt")
         used.add("gen_ai.prompt")
+    elif attrs.get("ai.prompt.messages") is not None:  # Vercel AI SDK provider call
+        messages = messages_from(json_attr(attrs["ai.prompt.messages"]), "ai.prompt.messages")
+        used.add("ai.prompt.messages")
+    elif attrs.get("ai.prompt") is not None:
+        messages = messages_from(json_attr(attrs["ai.prompt"]), "ai.prompt")
+        used.add("ai.prompt")
     else:
         messages = None
         for i, event in enumerate(span.events):
             if event.get("name") == "gen_ai.content.prompt" and event["attributes"].get("gen_ai.prompt") is not None:
-                messages = messages_from(json_attr(event["attributes"]["gen_ai.prompt"]), "event gen_ai.prompt")
+                messages = _prompt(json_attr(event["attributes"]["gen_ai.prompt"]), "event gen_ai.prompt")
                 used_events.add(i)
                 break
         if messages is None:
-            raise RecordError(
-                "missing_field",
-                "no request messages: looked for `gen_ai.input.messages`, `gen_ai.prompt.*`, `gen_ai.prompt` and a "
-                "`gen_ai.content.prompt` event (message content capture may be off: "
-                "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)",
-            )
+            messages = _message_events(span, used_events) or None
+        if messages is None:
+            raise RecordError("missing_field", NO_CONTENT)
     instructions = attrs.get("gen_ai.system_instructions")
     if instructions not in (None, "", []):
         parts = json_attr(instructions)
@@ -163,6 +207,60 @@ def _input(span: Span, used: set[str], used_events: set[int]) -> list[dict[str, 
         messages = genai_message({"role": "system", "parts": parts}, "gen_ai.system_instructions") + messages
         used.add("gen_ai.system_instructions")
     return messages
+
+
+_ROLE_LINE = re.compile(r"^(system|developer|user|assistant|tool|function|human|ai): ", re.IGNORECASE | re.MULTILINE)
+
+
+def _prompt(value: Any, field: str) -> list[dict[str, Any]]:
+    """A prompt attribute: JSON messages, or text; OpenLit writes the conversation as "role: text" lines."""
+    if isinstance(value, str) and _ROLE_LINE.match(value):
+        starts = [m for m in _ROLE_LINE.finditer(value)]
+        out = []
+        for k, match in enumerate(starts):
+            end = starts[k + 1].start() if k + 1 < len(starts) else len(value)
+            out.append(make_message(role_of(match.group(1)), value[match.end() : end].rstrip("\n")))
+        return out
+    return messages_from(value, field)
+
+
+def _message_events(span: Span, used_events: set[int]) -> list[dict[str, Any]]:
+    """The older conventions' message events (`gen_ai.user.message` ...: `content`, `tool_calls`, `id`)."""
+    out: list[dict[str, Any]] = []
+    for i, event in enumerate(span.events):
+        role = MESSAGE_EVENTS.get(str(event.get("name")))
+        if role is None:
+            continue
+        used_events.add(i)
+        body = _event_body(event["attributes"])
+        calls = json_attr(body.get("tool_calls"))
+        content = json_attr(body.get("content"))
+        message = {"role": body.get("role") or role, "content": content, "tool_calls": calls}
+        if body.get("id") not in (None, "") and role == "tool":
+            message["tool_call_id"] = body["id"]
+        out.extend(messages_from([{k: v for k, v in message.items() if v is not None}], f"event {event['name']}"))
+    return out
+
+
+def _event_body(attrs: dict[str, Any]) -> dict[str, Any]:
+    """An event's fields: its attributes, or the JSON body some SDKs put in `gen_ai.event.content`."""
+    body = json_attr(attrs.get("gen_ai.event.content"))
+    return {**attrs, **body} if isinstance(body, dict) else attrs
+
+
+def _choice_event(span: Span, used_events: set[int]) -> tuple[str | None, str | None, Any] | None:
+    for i, event in enumerate(span.events):
+        if event.get("name") != "gen_ai.choice":
+            continue
+        used_events.add(i)
+        body = _event_body(event["attributes"])
+        message = json_attr(body.get("message"))
+        if not isinstance(message, dict):
+            message = {"role": "assistant", "content": json_attr(body.get("content", message))}
+        message.setdefault("role", "assistant")
+        text, finish, calls = output_from(message, "event gen_ai.choice.message")
+        return text, finish_reason_of(body.get("finish_reason")) or finish, calls
+    return None
 
 
 def _flat_messages(attrs: dict[str, Any], prefix: str, used: set[str]) -> list[dict[str, Any]]:
@@ -194,7 +292,7 @@ def _flat_messages(attrs: dict[str, Any], prefix: str, used: set[str]) -> list[d
 
 
 def _output(span: Span, used: set[str], used_events: set[int]) -> tuple[str | None, str | None, Any]:
-    attrs = span.attributes
+    attrs = {**_details(span, used_events), **span.attributes}
     if attrs.get("gen_ai.output.messages") is not None:
         raw = json_attr(attrs["gen_ai.output.messages"])
         messages = genai_messages(raw, "gen_ai.output.messages")
@@ -221,6 +319,8 @@ def _output(span: Span, used: set[str], used_events: set[int]) -> tuple[str | No
     if attrs.get("gen_ai.completion") is not None:
         used.add("gen_ai.completion")
         return output_from(attrs["gen_ai.completion"], "gen_ai.completion")
+    if any(attrs.get(k) is not None for k in ("ai.response.text", "ai.response.object", "ai.response.toolCalls")):
+        return _vercel_output(attrs, used)
     for i, event in enumerate(span.events):
         if (
             event.get("name") == "gen_ai.content.completion"
@@ -228,7 +328,33 @@ def _output(span: Span, used: set[str], used_events: set[int]) -> tuple[str | No
         ):
             used_events.add(i)
             return output_from(event["attributes"]["gen_ai.completion"], "event gen_ai.completion")
+    choice = _choice_event(span, used_events)
+    if choice is not None:
+        return choice
     return None, None, None
+
+
+def _vercel_output(attrs: dict[str, Any], used: set[str]) -> tuple[str | None, str | None, Any]:
+    """A Vercel AI SDK call's answer: `ai.response.text` (or `.object` for generateObject, as JSON text)
+    and `ai.response.toolCalls` (`[{toolCallId, toolName, args|input}]`)."""
+    text = attrs.get("ai.response.text")
+    if text is None and attrs.get("ai.response.object") is not None:
+        text = as_text(attrs["ai.response.object"])
+        used.add("ai.response.object")
+    used.add("ai.response.text")
+    calls = json_attr(attrs.get("ai.response.toolCalls"))
+    tool_calls = None
+    if isinstance(calls, list) and calls:
+        used.add("ai.response.toolCalls")
+        tool_calls = [
+            tool_call(c.get("toolCallId"), c.get("toolName"), c.get("input", c.get("args")))
+            for c in calls
+            if isinstance(c, dict)
+        ]
+    finish = finish_reason_of(attrs.get("ai.response.finishReason"))
+    if finish is not None:
+        used.add("ai.response.finishReason")
+    return ("" if text is None else as_text(text)), finish, tool_calls
 
 
 def _scores(span: Span, used: set[str], used_events: set[int]) -> list[dict[str, Any]]:

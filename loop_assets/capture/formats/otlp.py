@@ -60,6 +60,7 @@ from loop_assets.capture.formats.base import (
     record_hash,
     show,
     to_json,
+    usage_with_details,
 )
 from loop_assets.capture.formats.chat import as_text, feedback_columns, input_text
 from loop_assets.config import IngestConfig
@@ -71,9 +72,9 @@ RESOURCE_KEYS = ("resourceSpans", "resource_spans")
 SCOPE_KEYS = ("scopeSpans", "scope_spans", "instrumentationLibrarySpans", "instrumentation_library_spans")
 
 # keys of a span object (shapes 2 and 3) that are not attributes
-_TRACE_ID_KEYS = ("traceId", "trace_id", "context.trace_id")
-_SPAN_ID_KEYS = ("spanId", "span_id", "context.span_id")
-_PARENT_KEYS = ("parentSpanId", "parent_span_id", "parent_id", "parentId")
+_TRACE_ID_KEYS = ("traceId", "trace_id", "context.trace_id", "context.traceId")
+_SPAN_ID_KEYS = ("spanId", "span_id", "context.span_id", "context.spanId")
+_PARENT_KEYS = ("parentSpanId", "parent_span_id", "parent_id", "parentId", "parentSpanContext.spanId")
 _START_KEYS = ("startTimeUnixNano", "start_time_unix_nano", "start_time", "startTime", "timestamp")
 _END_KEYS = ("endTimeUnixNano", "end_time_unix_nano", "end_time", "endTime")
 _SPAN_KEYS = frozenset(
@@ -84,6 +85,8 @@ _SPAN_KEYS = frozenset(
         *_START_KEYS,
         *_END_KEYS,
         "context",
+        "spanContext",
+        "parentSpanContext",
         "name",
         "kind",
         "span_kind",
@@ -404,7 +407,8 @@ def span_from_object(obj: dict[str, Any], *, otlp: bool = False) -> Span:
     else:  # a flat attribute map with span keys beside the attributes
         top = {k: v for k, v in obj.items() if k in _SPAN_KEYS}
         attributes = flatten_maps({k: v for k, v in obj.items() if k not in _SPAN_KEYS})
-    context = top.get("context") if isinstance(top.get("context"), dict) else {}
+    # `spanContext`: a JavaScript ReadableSpan as JSON (the Vercel AI SDK's tests, console exporters)
+    context = next((top[k] for k in ("context", "spanContext") if isinstance(top.get(k), dict)), {})
     span = Span(attributes=attributes)
     span.trace_id = _first_id(top, context, _TRACE_ID_KEYS)
     span.span_id = _first_id(top, context, _SPAN_ID_KEYS)
@@ -414,19 +418,20 @@ def span_from_object(obj: dict[str, Any], *, otlp: bool = False) -> Span:
     if isinstance(kind, int) and not isinstance(kind, bool):
         span.kind = _KINDS.get(kind, str(kind))
     elif kind not in (None, ""):
-        span.kind = as_text(kind).removeprefix("SPAN_KIND_")
+        span.kind = as_text(kind).removeprefix("SPAN_KIND_").removeprefix("SpanKind.")  # Python SDK to_json()
     for key in _START_KEYS:
         if top.get(key) not in (None, ""):
-            span.start, span.start_field = top[key], key
+            span.start, span.start_field = hr_time(top[key]), key
             break
     for key in _END_KEYS:
         if top.get(key) not in (None, ""):
-            span.end, span.end_field = top[key], key
+            span.end, span.end_field = hr_time(top[key]), key
             break
     status = top.get("status")
     code, message = None, None
-    if isinstance(status, dict):
-        code, message = status.get("code"), status.get("message")
+    if isinstance(status, dict):  # OTLP {code, message}; the Python SDK's to_json() {status_code, description}
+        code = status.get("code", status.get("status_code"))
+        message = status.get("message", status.get("description"))
     elif status is not None:
         code = status
     code = top.get("status_code", code)
@@ -452,10 +457,34 @@ def span_from_object(obj: dict[str, Any], *, otlp: bool = False) -> Span:
 
 def _first_id(top: dict[str, Any], context: dict[str, Any], keys: tuple[str, ...]) -> str | None:
     for key in keys:
-        value = context.get(key.removeprefix("context.")) if key.startswith("context.") else top.get(key)
+        if key.startswith("context."):
+            value = context.get(key.removeprefix("context."))
+        elif "." in key:
+            head, _, rest = key.partition(".")
+            value = top[head].get(rest) if isinstance(top.get(head), dict) else None
+        else:
+            value = top.get(key)
         if value not in (None, ""):
-            return as_text(value)
+            text = as_text(value)
+            # the Python SDK's to_json() writes ids as 0x-prefixed hex; OTLP JSON writes plain hex
+            if text[:2] in ("0x", "0X") and len(text) > 2 and all(c in _HEX for c in text[2:]):
+                text = text[2:]
+            return text
     return None
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def hr_time(value: Any) -> Any:
+    """A JavaScript HrTime `[seconds, nanoseconds]` as integer nanoseconds; any other value as is."""
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    ):
+        return value[0] * 1_000_000_000 + value[1]
+    return value
 
 
 def _event(event: Any, i: int) -> dict[str, Any]:
@@ -464,7 +493,7 @@ def _event(event: Any, i: int) -> dict[str, Any]:
     out: dict[str, Any] = {"name": event.get("name")}
     for key in ("timeUnixNano", "time_unix_nano", "timestamp", "time"):
         if event.get(key) not in (None, ""):
-            out["time"] = event[key]
+            out["time"] = hr_time(event[key])
             break
     out["attributes"] = decode_attributes(event.get("attributes"), f"events[{i}].attributes")
     return out
@@ -599,6 +628,11 @@ def _app(span: Span) -> str:
         name = source.get("service.name")
         if isinstance(name, str) and name.strip() and not name.startswith("unknown_service"):
             return name
+    # the Vercel AI SDK names what is traced in experimental_telemetry: {metadata: {app}, functionId}
+    for key in ("ai.telemetry.metadata.app", "ai.telemetry.functionId"):
+        name = span.attributes.get(key)
+        if isinstance(name, str) and name.strip():
+            return name
     return "default"
 
 
@@ -623,7 +657,7 @@ def _metadata(span: Span, reading: Reading, convention: str) -> dict[str, Any]:
     if events:
         meta["events"] = events
     if reading.usage:
-        meta["usage"] = reading.usage
+        meta["usage"] = usage_with_details(reading.usage)
     if reading.tool_calls:
         meta["tool_calls"] = reading.tool_calls
     meta["convention"] = convention

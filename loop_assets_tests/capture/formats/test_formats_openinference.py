@@ -41,7 +41,7 @@ def test_the_two_shared_fixtures_give_identical_messages_and_output():
     assert oi["model"] == genai["model"] == "gpt-4-0613"
     assert oi["finish_reason"] == genai["finish_reason"] == "stop"
     assert oi["latency_ms"] == genai["latency_ms"] == 1500.0
-    assert json.loads(oi["metadata"])["usage"] == {"completion": 52, "prompt": 97, "total": 149}
+    assert json.loads(oi["metadata"])["usage"] == {"output_tokens": 52, "input_tokens": 97, "total_tokens": 149}
     assert json.loads(genai["metadata"])["usage"] == {"output_tokens": 52, "input_tokens": 97}
     assert json.loads(oi["metadata"])["convention"] == "openinference"
     assert json.loads(genai["metadata"])["convention"] == "otel_genai"
@@ -106,7 +106,7 @@ def test_fixture_file_parses_to_the_expected_rows(tmp_path):
         },
     ]
     meta = json.loads(rag["metadata"])
-    assert meta["usage"] == {"prompt": 40, "completion": 8, "total": 48}
+    assert meta["usage"] == {"input_tokens": 40, "output_tokens": 8, "total_tokens": 48}
     assert meta["attributes"] == {"llm.invocation_parameters": '{"temperature": 0}'}
     assert meta["parent_span_id"] == "cccccccccccccc01"
 

@@ -144,7 +144,7 @@ def test_fixture_file_parses_to_the_expected_rows(tmp_path):
     assert legacy["output_text"] == "Bonjour."
     assert legacy["finish_reason"] == "length"
     assert legacy["model"] == "gpt-3.5-turbo"
-    assert json.loads(legacy["metadata"])["usage"] == {"prompt_tokens": 20, "completion_tokens": 3}
+    assert json.loads(legacy["metadata"])["usage"] == {"input_tokens": 20, "output_tokens": 3}
 
     q = result.quarantine
     assert q.select("source_line", "reason_code").rows() == [(3, "wrong_type"), (4, "invalid_json"), (5, "no_trace")]
