@@ -197,15 +197,20 @@ def _message(item: dict[str, Any], where: str) -> dict[str, Any]:
 
 def _output(attrs: dict[str, Any], used: set[str]) -> tuple[str | None, str | None, Any]:
     value = attrs.get("output.value")
+    items = indexed(attrs, "llm.output_messages")
+    value_text, value_finish, value_calls = None, None, None
     if value is not None:
         used.update({"output.value", "output.mime_type"})
         if attrs.get("output.mime_type") == "text/plain":
-            value_text, value_finish, value_calls = as_text(value), None, None
+            value_text = as_text(value)
         else:
-            value_text, value_finish, value_calls = output_from(value, "output.value")
-    else:
-        value_text, value_finish, value_calls = None, None, None
-    items = indexed(attrs, "llm.output_messages")
+            try:
+                value_text, value_finish, value_calls = output_from(value, "output.value")
+            except RecordError:
+                if not items:
+                    raise
+                # the output messages say it all: an output.value that cannot be read loses nothing
+                used.discard("output.value")
     if items:
         if len(items) == 1:
             used.update(k for k in attrs if k == "llm.output_messages" or k.startswith("llm.output_messages."))
@@ -247,7 +252,15 @@ def _score(fields: dict[str, Any], scope: str) -> dict[str, Any]:
         if fields.get(name) is not None:
             score[key] = fields[name]
     score["scope"] = scope
-    rest = {k: v for k, v in fields.items() if k not in ("name", "score", "label", "explanation", "annotator_kind")}
+    for key, name in (("value", "result.score"), ("label", "result.label"), ("comment", "result.explanation")):
+        if key not in score and fields.get(name) is not None:  # Phoenix's annotation records: {result: {...}}
+            score[key] = fields[name]
+    rest = {
+        k: v
+        for k, v in fields.items()
+        if k not in ("name", "score", "label", "explanation", "annotator_kind")
+        and not (k.startswith("result.") and k.removeprefix("result.") in ("score", "label", "explanation"))
+    }
     if isinstance(rest.get("metadata"), str):
         rest["metadata"] = json_attr(rest["metadata"])
     score.update(rest)

@@ -263,6 +263,16 @@ def is_envelope(obj: Any) -> bool:
     return isinstance(obj, dict) and any(isinstance(obj.get(k), list) for k in RESOURCE_KEYS)
 
 
+def is_trace_bundle(obj: Any) -> bool:
+    """A trace as the Phoenix CLI writes it (`px trace get <id>`, each element of `px traces`):
+    `{"traceId", "spans": [span objects], "rootSpan", "annotations", ...}`."""
+    return (
+        isinstance(obj, dict)
+        and isinstance(obj.get("spans"), list)
+        and any(k in obj for k in ("traceId", "trace_id", "rootSpan"))
+    )
+
+
 def is_span_object(obj: Any) -> bool:
     """Shape 2: a span with an attribute map or list and span keys."""
     return (
@@ -289,6 +299,12 @@ def attribute_keys(obj: Any, limit: int = 2000) -> list[str]:
                             return keys
             return keys
         if not isinstance(obj, dict):
+            return keys
+        if is_trace_bundle(obj):
+            for span in obj["spans"][:50]:
+                keys.extend(attribute_keys(span, limit))
+                if len(keys) > limit:
+                    break
             return keys
         attrs = obj.get("attributes")
         if isinstance(attrs, dict):
@@ -550,6 +566,7 @@ def _read_span(
     span: Span, part_obj: dict[str, Any], ingest: IngestConfig, ts: datetime, reader: Reader, convention: str
 ) -> TraceRow:
     reading = reader(span)
+    reading.scores = [*reading.scores, *annotation_scores(span)]
     if not reading.messages:
         raise RecordError("invalid_value", "the span's request messages are empty")
     latency = _latency(span, ts)
@@ -661,8 +678,9 @@ def _metadata(span: Span, reading: Reading, convention: str) -> dict[str, Any]:
     if reading.tool_calls:
         meta["tool_calls"] = reading.tool_calls
     meta["convention"] = convention
-    if span.extra:
-        meta["span"] = span.extra
+    extra = {k: v for k, v in span.extra.items() if k not in ("annotations", "trace_annotations")}  # read as scores
+    if extra:
+        meta["span"] = extra
     return meta
 
 
@@ -710,6 +728,78 @@ def classify_span(span: Span, prefer: str) -> tuple[str | None, str | None]:
     return None, reasons[0]
 
 
+def annotation_scores(span: Span) -> list[dict[str, Any]]:
+    """Phoenix annotations that came with the span (`annotations`: `{name, annotator_kind, result: {label,
+    score, explanation}}`, and `trace_annotations`, those of its trace) as scores."""
+    scores = []
+    for key, scope in (("annotations", "span"), ("trace_annotations", "trace")):
+        items = span.extra.get(key)
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            result = item.get("result") if isinstance(item.get("result"), dict) else {}
+            score: dict[str, Any] = {"name": item.get("name")}
+            for out, field_name in (("value", "score"), ("label", "label"), ("comment", "explanation")):
+                if result.get(field_name) is not None:
+                    score[out] = result[field_name]
+            if item.get("annotator_kind") is not None:
+                score["source"] = item["annotator_kind"]
+            score["scope"] = scope
+            score.update({k: v for k, v in item.items() if k not in ("name", "result", "annotator_kind")})
+            scores.append(score)
+    return scores
+
+
+def split_bundle(obj: dict[str, Any], classify: Callable[[Span], str | None]) -> list[Part]:
+    """The spans of a Phoenix CLI trace, each an item; the trace's own annotations go with its last LLM span."""
+    views: list[tuple[int, Any, Span | None, str | None]] = []
+    for i, span in enumerate(obj["spans"]):
+        view, skip = None, None
+        if isinstance(span, dict):
+            try:
+                view = span_from_object(span)
+                skip = classify(view)
+            except RecordError:
+                view, skip = None, None
+        views.append((i, span, view, skip))
+    llm = [(i, v) for i, _, v, skip in views if v is not None and skip is None]
+    last = max(llm, key=lambda item: (_start_key(item[1]), item[0]))[0] if llm else None
+    trace_annotations = obj.get("annotations") if isinstance(obj.get("annotations"), list) else None
+    trace_id = obj.get("traceId", obj.get("trace_id"))
+    parts = []
+    for i, span, view, skip in views:
+        path = ("spans", i)
+        if not isinstance(span, dict):
+            parts.append(Part(span, path, error=_wrong(f"spans[{i}]", "a span object", span), label=f"spans[{i}]"))
+            continue
+        item = dict(span)
+        if i == last and trace_annotations:
+            item["trace_annotations"] = trace_annotations
+        if trace_id is not None and not any(k in item for k in ("trace_id", "traceId")):
+            context = item.get("context") if isinstance(item.get("context"), dict) else {}
+            if "trace_id" not in context:
+                item["context"] = {**context, "trace_id": trace_id}
+        label = view.label() if view else f"spans[{i}]"
+        parts.append(
+            Part(
+                item,
+                path,
+                skip=skip,
+                label=label,
+                trace_id=view.trace_id if view else None,
+                item_id=view.span_id if view else None,
+            )
+        )
+    return parts
+
+
+def _start_key(span: Span) -> float:
+    try:
+        return parse_timestamp(span.start, span.start_field).timestamp()
+    except RecordError:
+        return float("-inf")
+
+
 class SpanFormat:
     """A span format: OTLP export requests, span objects and flat attribute maps (see the module docstring)."""
 
@@ -720,6 +810,8 @@ class SpanFormat:
     def split(self, obj: dict[str, Any]) -> list[Part]:
         if is_envelope(obj):
             return split_envelope(obj, lambda span: classify_span(span, self.convention)[1])
+        if is_trace_bundle(obj):
+            return split_bundle(obj, lambda span: classify_span(span, self.convention)[1])
         try:
             span = span_from_object(obj)
         except RecordError:
