@@ -33,7 +33,16 @@ WORKSPACE = """
   assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } }
 }
 """
-RUNS = '{ runsOrError(filter: {pipelineName: "eval_loop"}) { ... on Runs { results { runId status } } } }'
+RUNS = '{ runsOrError(filter: {pipelineName: "eval_loop"}) { ... on Runs { results { runId status endTime } } } }'
+COVERAGE_RUNS = """
+{ assetOrError(assetKey: {path: ["suite_coverage"]}) { ... on Asset {
+    assetMaterializations(limit: 10) { runId timestamp } } } }
+"""
+AUTOMATION_TICKS = """
+{ sensorOrError(sensorSelector: {repositoryLocationName: "eval_loop", repositoryName: "__repository__",
+                                 sensorName: "coverage_automation"}) {
+    ... on Sensor { sensorState { ticks(limit: 100) { timestamp status runIds } } } } }
+"""
 
 
 def free_port() -> int:
@@ -82,6 +91,7 @@ def test_dagster_dev_serves_the_loop_and_a_dropped_file_grows_the_suite(tmp_path
         "EVAL_LOOP_WAREHOUSE": str(warehouse),
         "EVAL_LOOP_SENSOR_INTERVAL": "5",
         "EVAL_LOOP_SETTLE_SECONDS": "0",
+        "EVAL_LOOP_AUTOMATION_INTERVAL": "5",
         "HF_HUB_OFFLINE": "1",
     }
     log = tmp_path / "dagster-dev.log"
@@ -112,6 +122,14 @@ def test_dagster_dev_serves_the_loop_and_a_dropped_file_grows_the_suite(tmp_path
         with duckdb.connect(str(warehouse), read_only=True) as con:
             assert con.execute("SELECT count(*) FROM eval_suite").fetchone()[0] > 0
             assert con.execute("SELECT count(*) FROM raw_traces").fetchone()[0] >= 60
+
+        # the suite changed: the automation sensor refreshes suite_coverage by itself, within two of its ticks
+        coverage = wait_for("suite_coverage refreshed by automation", lambda: _coverage_runs(port), 180, log)
+        loop_end = max(r["endTime"] for r in runs)
+        ticks = sorted(_automation_ticks(port), key=lambda t: t["timestamp"])
+        after = [t for t in ticks if t["timestamp"] >= loop_end]
+        requested = [i for i, t in enumerate(after) if set(t["runIds"]) & {r["runId"] for r in coverage}]
+        assert requested and requested[0] <= 1, (after[:4], coverage)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -130,3 +148,13 @@ def _finished(data: dict) -> list | None:
     runs = data["runsOrError"]["results"]
     done = [r for r in runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
     return done if runs and len(done) == len(runs) else None
+
+
+def _coverage_runs(port: int) -> list[dict] | None:
+    """The runs that materialised suite_coverage (launched by the automation sensor: nothing else runs it here)."""
+    found = graphql(port, COVERAGE_RUNS)["assetOrError"].get("assetMaterializations") or []
+    return [{"runId": m["runId"]} for m in found] or None
+
+
+def _automation_ticks(port: int) -> list[dict]:
+    return graphql(port, AUTOMATION_TICKS)["sensorOrError"]["sensorState"]["ticks"]

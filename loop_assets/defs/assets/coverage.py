@@ -5,6 +5,7 @@ import base64
 import dagster as dg
 import polars as pl
 
+from loop_assets.defs.automation import after_any_suite_change
 from loop_assets.defs.metadata import markdown_preview
 from loop_assets.defs.partitions import DUCKDB_POOL
 from loop_assets.defs.resources import Warehouse
@@ -18,7 +19,7 @@ from loop_assets.report.coverage import coverage_by_day, coverage_png
     kinds={"duckdb", "polars"},
     group_name="report",
     pool=DUCKDB_POOL,
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=after_any_suite_change,
 )
 def suite_coverage(warehouse: Warehouse) -> dg.MaterializeResult:
     with warehouse.get_connection() as con:
