@@ -73,6 +73,7 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     redacted: dict[str, object] = {}
     files_read = 0
     if plan.read_days:
+        context.log.info(f"progress: reading the files of {len(plan.read_days)} day(s) from {settings.incoming()}")
         result = capture.ingest(
             settings.incoming(),
             config.ingest,

@@ -65,6 +65,8 @@ def eval_suite(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
             cases = promote_day(con, day, config, context.run_id, embedder.model_id(config))
             replace_partitions(con, "eval_suite", [day], {"eval_suite": cases}, context.run_id)
             written.append(cases)
+            new = int((cases["promoted_run_id"] == context.run_id).sum())
+            context.log.info(f"progress: {day}: {new} case(s) promoted now, {cases.height} in the day's partition")
         suite = whole_suite(con)
         quality = suite_quality(con, days)
     promoted = pl.concat(written)
