@@ -111,7 +111,7 @@ def graded_candidates(
             replace_partitions(con, "graded_candidates", [day], {"graded_candidates": graded}, context.run_id)
             graded_days.append(graded)
             new = int((graded["graded_run_id"] == context.run_id).sum())
-            context.log.info(f"{day}: {graded.height} distinct failing inputs, {new} graded now, the rest kept")
+            context.log.info(f"progress: {day}: {graded.height} distinct failing inputs, {new} graded now")
         problems = uncovered_failures(con, partition_days(context))
     graded = pl.concat(graded_days)
     add_day_metadata(
