@@ -47,7 +47,10 @@ QUARANTINED_RECORDS: dict[str, tuple[pl.DataType, str]] = {
     "reason_code": (pl.String, "Machine-readable kind of problem"),
     "reason": (pl.String, "What is wrong, for a person"),
     "day": (pl.Date, "UTC day of the record's timestamp, when it could be read"),
-    "partition_day": (pl.Date, "Partition the row is stored in (day, else the day of its neighbours)"),
+    "partition_day": (
+        pl.Date,
+        "Partition the row is stored in (day, else the day of its neighbours in the file; null when none has one)",
+    ),
     "source_format": (pl.String, "Parser that tried to read the record"),
     "ingest_run_id": (pl.String, "Dagster run that read the record"),
 }
@@ -66,11 +69,10 @@ INGESTED_FILES: dict[str, tuple[pl.DataType, str]] = {
     "source_file": (pl.String, "Path of the trace file, relative to the incoming folder (key)"),
     "file_size": (pl.Int64, "File size in bytes when last read"),
     "file_mtime": (UTC_TS, "File modification time when last read"),
-    "days": (pl.List(pl.Date), "Every partition day the file's records were routed to"),
+    "days": (pl.List(pl.Date), "Every partition day the file's records were routed to (empty: none has a day)"),
     "fingerprint": (pl.String, "Ingest and redaction settings and parser code it was read with (ingest_plan)"),
     "ingest_run_id": (pl.String, "Dagster run that last read the file"),
     "read_order": (pl.Int64, "Order in which files were first read: of two copies of a record, the first read is kept"),
-    "undated_day": (pl.Date, "When no record of the file has a day of its own: the day they went to (its mtime day)"),
 }
 
 TEXT_CACHE: dict[str, tuple[pl.DataType, str]] = {

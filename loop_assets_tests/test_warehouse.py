@@ -79,7 +79,6 @@ def test_ingested_files_rows_are_replaced_by_key_in_the_partition_s_transaction(
                 "fingerprint": ["f"],
                 "ingest_run_id": ["r"],
                 "read_order": [1],
-                "undated_day": [None],
             },
             schema=schema("ingested_files"),
         )

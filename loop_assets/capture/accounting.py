@@ -15,7 +15,8 @@ def record_accounting(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> p
     """Per (source_file, partition_day): records the ingest routed there vs rows found in the tables.
 
     Also, per file, whether all its partitions are written (`file_complete`) and then whether the
-    rows over all of them add up to the records read from the whole file.
+    rows over all of them add up to the records read from the whole file. The rows of no day (files
+    none of whose records has a day; `partition_day` null) are listed with every run's days.
     """
     ensure_tables(con)
     return con.execute(
@@ -27,25 +28,26 @@ def record_accounting(con: duckdb.DuckDBPyConnection, days: Iterable[date]) -> p
             SELECT source_file, partition_day, count(*) FROM quarantined_records GROUP BY ALL
         ),
         found_by_day AS (SELECT source_file, partition_day, sum(n)::BIGINT AS rows_found FROM found GROUP BY ALL),
+        matched AS (
+            SELECT r.*, coalesce(f.rows_found, 0)::BIGINT AS rows_found
+            FROM routed r LEFT JOIN found_by_day f
+              ON f.source_file = r.source_file AND f.partition_day IS NOT DISTINCT FROM r.partition_day
+        ),
         per_file AS (
-            SELECT r.source_file,
-                   sum(r.records_routed)::BIGINT AS routed_written,
-                   any_value(r.file_records) AS file_records,
-                   sum(coalesce(f.rows_found, 0))::BIGINT AS rows_in_file
-            FROM routed r LEFT JOIN found_by_day f USING (source_file, partition_day)
-            GROUP BY ALL
+            SELECT source_file,
+                   sum(records_routed)::BIGINT AS routed_written,
+                   any_value(file_records) AS file_records,
+                   sum(rows_found)::BIGINT AS rows_in_file
+            FROM matched GROUP BY ALL
         )
-        SELECT r.source_file, r.partition_day, r.records_routed,
-               coalesce(f.rows_found, 0)::BIGINT AS rows_found,
+        SELECT m.source_file, m.partition_day, m.records_routed, m.rows_found,
                p.file_records, p.rows_in_file,
                p.routed_written = p.file_records AS file_complete,
-               r.records_routed = coalesce(f.rows_found, 0)
+               m.records_routed = m.rows_found
                  AND (p.routed_written < p.file_records OR p.rows_in_file = p.file_records) AS ok
-        FROM routed r
-        LEFT JOIN found_by_day f USING (source_file, partition_day)
-        JOIN per_file p USING (source_file)
-        WHERE r.partition_day IN (SELECT unnest(?::DATE[]))
-        ORDER BY r.source_file, r.partition_day
+        FROM matched m JOIN per_file p USING (source_file)
+        WHERE m.partition_day IN (SELECT unnest(?::DATE[])) OR m.partition_day IS NULL
+        ORDER BY m.source_file, m.partition_day NULLS FIRST
         """,
         [sorted(set(days))],
     ).pl()
@@ -63,13 +65,11 @@ def files_not_accounted(
     it did not read, with why (`incoming.Listing.ignored`). A problem is:
 
     - an ignored entry (a name that is not a trace file's, a symlinked folder): nobody reads it;
-    - a listed file no ingest has read (it is not in `ingested_files`);
-    - a file none of whose records has a day of its own (all unreadable, say), whose records therefore
-      went to its modification day, when that day's partition does not hold them: no run would
-      otherwise ever ask for that day, and the file would be lost while every partition adds up.
+    - a listed file no ingest has read (it is not in `ingested_files`).
 
     A file whose records have days of their own and go to a day not materialised yet is pending, not
-    lost: that day's run (the sensor's, the schedule's, `eval-loop materialize`) reads it.
+    lost: that day's run (the sensor's, the schedule's, `eval-loop materialize`) reads it. A file none
+    of whose records has a day is stored (under no day) by the first run that reads it, whatever its days.
     """
     ensure_tables(con)
     rows = [(name, f"not read: {why}") for name, why in ignored]
@@ -77,28 +77,12 @@ def files_not_accounted(
     if listed:
         found = con.execute(
             """
-            SELECT l.name,
-                   f.source_file IS NULL AS never_read,
-                   f.undated_day,
-                   f.undated_day IS NOT NULL AND NOT EXISTS (
-                       SELECT 1 FROM ingest_manifest m
-                       WHERE m.source_file = l.name AND m.partition_day = f.undated_day
-                   ) AS undated_unwritten
-            FROM (SELECT unnest(?::VARCHAR[]) AS name) l
-            LEFT JOIN ingested_files f ON f.source_file = l.name
+            SELECT l.name FROM (SELECT unnest(?::VARCHAR[]) AS name) l
+            ANTI JOIN ingested_files f ON f.source_file = l.name
             ORDER BY l.name
             """,
             [listed],
         ).fetchall()
-        for name, never_read, undated_day, unwritten in found:
-            if never_read:
-                rows.append((name, "not read by any ingest yet: materialise the days of the incoming files"))
-            elif unwritten:
-                rows.append(
-                    (
-                        name,
-                        f"its records went to {undated_day}, not materialised since: none has a day of its own, "
-                        f"so they go to the file's modification day; materialise {undated_day}",
-                    )
-                )
+        for (name,) in found:
+            rows.append((name, "not read by any ingest yet: materialise the days of the incoming files"))
     return pl.DataFrame(rows, schema=FILES_NOT_ACCOUNTED_SCHEMA, orient="row")

@@ -8,20 +8,20 @@ streamed and every k-th line parsed. Trace logs are written roughly in time orde
 minimum and maximum day bound the days in between; the sensor requests the whole range.
 
 When the sample finds no day at all (a large file of lines that do not parse: UTF-16, one huge line,
-an unknown format), the file is read exactly after all: its records then go to a day by the ingest's
-routing (the file's modification day), and that day must be materialised too, or they are lost.
+an unknown format), the file is read exactly after all. A file none of whose records has a day (and an
+entry that is refused, never opened) has no days: its records are quarantined under no day by the next
+run that reads it, whichever days that run is for; no day is created or run for it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 from loop_assets.capture import ingest as capture
 from loop_assets.capture.formats import FORMATS, detect_format
-from loop_assets.capture.formats.base import earliest_allowed, utc_day
 from loop_assets.capture.formats.jsonl import DAMAGED, _chunks, sniff
 from loop_assets.capture.incoming import Entry, trace_kind
 from loop_assets.config import IngestConfig
@@ -33,13 +33,11 @@ GZIP_EVERY = 50
 
 
 def entry_days(entry: Entry, ingest: IngestConfig, small_file_bytes: int = SMALL_FILE_BYTES) -> set[date]:
-    """`file_days` of an entry of `incoming.scan_incoming`; a refused entry (never opened) is one record
-    on the day of its own modification time, kept inside the days a partition exists for."""
-    if entry.refused is None:
-        return file_days(entry.path, ingest, small_file_bytes, document=entry.is_document)
-    now = datetime.now(UTC)
-    day = datetime.fromtimestamp(entry.mtime, UTC).date()
-    return {min(max(day, min(utc_day(earliest_allowed(ingest)), now.date())), now.date())}
+    """`file_days` of an entry of `incoming.scan_incoming`; none for a refused entry (a link leading
+    outside, a FIFO): it is never opened, and its one quarantine row has no day."""
+    if entry.refused is not None:
+        return set()
+    return file_days(entry.path, ingest, small_file_bytes, document=entry.is_document)
 
 
 def file_days(
@@ -57,8 +55,7 @@ def file_days(
 
 
 def _exact_days(path: Path, ingest: IngestConfig, document: bool) -> set[date]:
-    result = capture.ingest_file(path, ingest, run_id="sensor", document=document)
-    return set(result.manifest["partition_day"].to_list())
+    return capture.record_days(path, ingest, document=document)
 
 
 def _block_sample(path: Path, blocks: int = BLOCKS, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:

@@ -16,7 +16,6 @@ from loop_assets.capture.formats.base import (
     Part,
     describe_skipped,
     earliest_allowed,
-    utc_day,
     utc_now,
 )
 from loop_assets.capture.formats.documents import read_document
@@ -54,7 +53,7 @@ def ingest(
     """
     incoming = Path(incoming)
     now = utc_now(now)
-    earliest = earliest_allowed(ingest)  # fail fast on a bad ingest.earliest_timestamp
+    earliest_allowed(ingest)  # fail fast on a bad ingest.earliest_timestamp
     rows = Rows()
     workers = Workers(ingest.workers or cores())
     try:
@@ -67,7 +66,7 @@ def ingest(
             _read_file(entry.path, entry.name, ingest, now, rows, workers, document=entry.is_document)
     finally:
         workers.close()
-    return assemble(rows, run_id, days, now, min(utc_day(earliest), now.date()))
+    return assemble(rows, run_id, days)
 
 
 def ingest_file(
@@ -76,7 +75,7 @@ def ingest_file(
     """`ingest` of the one file at `path`, wherever it is (named by its file name): how `file_days`
     learns exactly which days a file's records go to."""
     now = utc_now(now)
-    earliest = earliest_allowed(ingest)
+    earliest_allowed(ingest)
     rows = Rows()
     workers = Workers(ingest.workers or cores())
     try:
@@ -84,7 +83,32 @@ def ingest_file(
         _read_file(path, source_name(path, path.parent), ingest, now, rows, workers, document=document)
     finally:
         workers.close()
-    return assemble(rows, run_id, None, now, min(utc_day(earliest), now.date()))
+    return assemble(rows, run_id, None)
+
+
+def record_days(
+    path: Path, ingest: IngestConfig, document: bool | None = None, now: datetime | None = None
+) -> set[date]:
+    """The days the records of the one file at `path` go to, exactly as `ingest_file` routes them, without
+    assembling its frames (~20x faster for a small file: the sensor asks this of every new file).
+
+    Routing only spreads days a file already has to its records without one, so these are the days of
+    its traces and of its quarantined records that have one; none for a file none of whose records has.
+    """
+    now = utc_now(now)
+    earliest_allowed(ingest)
+    rows = Rows()
+    workers = Workers(ingest.workers or cores())
+    try:
+        path = Path(path)
+        _read_file(path, source_name(path, path.parent), ingest, now, rows, workers, document=document)
+    finally:
+        workers.close()
+    days = {day for day in rows.quarantine["day"] if day is not None}
+    days.update(ts.date() for ts in rows.traces["ts"])  # ts is UTC here: the trace's day
+    for chunk in rows.trace_chunks:
+        days.update(chunk["ts"].dt.date().unique().to_list())
+    return days
 
 
 def _read_file(

@@ -175,4 +175,31 @@ def store_ingest(
         },
         run_id,
         upserts={"ingested_files": files},
+        undated_files=result.files["source_file"].to_list(),  # rows of no day: replaced by whoever reads the file
     )
+
+
+def stored_versions(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, datetime]]:
+    """source_file -> the version (size, modification time) whose records the warehouse holds in full:
+    the version last read, when every day its records go to was written from that version (a file of no
+    day: when it was read). Read-only, for the sensor: a warehouse without the tables holds none."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if not {"ingested_files", "ingest_manifest"} <= tables:
+        return {}
+    rows = con.execute(
+        """
+        WITH wanted AS (
+            SELECT source_file, file_size, file_mtime, unnest(days) AS day FROM ingested_files
+        ),
+        missing AS (
+            SELECT DISTINCT w.source_file FROM wanted w
+            WHERE NOT EXISTS (
+                SELECT 1 FROM ingest_manifest m
+                WHERE m.source_file = w.source_file AND m.partition_day = w.day
+                  AND m.file_size = w.file_size AND m.file_mtime = w.file_mtime
+            )
+        )
+        SELECT source_file, file_size, file_mtime FROM ingested_files ANTI JOIN missing USING (source_file)
+        """
+    ).fetchall()
+    return {name: (size, mtime) for name, size, mtime in rows}

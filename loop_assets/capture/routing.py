@@ -1,8 +1,9 @@
-"""A read's rows to partitions: each trace to its day, duplicates quarantined, every other row to a day."""
+"""A read's rows to partitions: each trace to its day, duplicates quarantined, every other row to a day
+when its file has one (else to no day: null, stored by whichever run reads the file)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 import polars as pl
 
@@ -21,7 +22,7 @@ from loop_assets.capture.rows import (
 DEDUP_KEYS = ["day", "trace_id", "span_id"]
 
 
-def assemble(rows: Rows, run_id: str, days: set[date] | None, now: datetime, earliest: date) -> IngestResult:
+def assemble(rows: Rows, run_id: str, days: set[date] | None) -> IngestResult:
     files = pl.DataFrame(rows.files, schema=FILE_SCHEMA)
     # The parsed traces stay in their chunks, each filtered once at the end and let go; dedup and
     # routing work on narrow key columns, so a day of a million traces is never copied whole (sorts
@@ -104,16 +105,13 @@ def assemble(rows: Rows, run_id: str, days: set[date] | None, now: datetime, ear
         _seq=pl.col("_seq"),
     )
 
-    # Routing: a record without a day of its own goes with its neighbours in the file.
-    # Kept inside the days a partition exists for: a file copied with a 1980 or a future mtime must not send
-    # its records to a day no run will ever materialise.
-    fallback_day = pl.col("file_mtime").dt.date().fill_null(pl.lit(now.date())).clip(earliest, now.date())
+    # Routing: a record without a day of its own goes with its neighbours in the file. A file with no
+    # dated record at all has no day: its rows keep a null partition day, so they create and force no
+    # partition; every run that reads the file stores them (`warehouse.replace_partitions(undated_files=)`).
     ledger = (
         pl.concat([ranked.select("_seq", "source_file", "day"), problems.select("_seq", "source_file", "day")])
         .sort("_seq")
         .with_columns(partition_day=pl.col("day").forward_fill().backward_fill().over("source_file"))
-        .join(files.select("source_file", "file_mtime"), on="source_file", how="left")
-        .with_columns(partition_day=pl.col("partition_day").fill_null(fallback_day))
         .select("_seq", "source_file", "partition_day")
     )
     routes = ledger.select("_seq", "partition_day")
@@ -141,24 +139,19 @@ def assemble(rows: Rows, run_id: str, days: set[date] | None, now: datetime, ear
         .sort("source_file", "partition_day")
     )
 
-    dated = pl.concat([ranked.select("source_file", "day"), problems.select("source_file", "day")])
-    undated = dated.group_by("source_file").agg(undated=pl.col("day").is_null().all())
     files_read = (
         ledger.group_by("source_file")
-        .agg(days=pl.col("partition_day").unique().sort())
-        .join(undated, on="source_file", how="left")
-        .with_columns(
-            undated_day=pl.when(pl.col("undated") & (pl.col("days").list.len() == 1)).then(pl.col("days").list.first())
-        )
+        .agg(days=pl.col("partition_day").drop_nulls().unique().sort())
         .join(files, on="source_file", how="right")
+        .with_columns(pl.col("days").fill_null(pl.lit([], pl.List(pl.Date))))
         .select(list(FILES_READ_SCHEMA))
     )
 
-    if days is not None:
-        wanted = sorted(days)
-        quarantine = quarantine.filter(pl.col("partition_day").is_in(wanted))
-        manifest = manifest.filter(pl.col("partition_day").is_in(wanted))
-        skipped = skipped.filter(pl.col("partition_day").is_in(wanted))
+    if days is not None:  # the requested days, and the rows of no day, which every read stores
+        wanted = pl.col("partition_day").is_in(sorted(days)) | pl.col("partition_day").is_null()
+        quarantine = quarantine.filter(wanted)
+        manifest = manifest.filter(wanted)
+        skipped = skipped.filter(wanted)
 
     return IngestResult(
         traces=tables.conform("raw_traces", traces),

@@ -50,7 +50,6 @@ FILES_READ_SCHEMA = pl.Schema(
         "file_size": pl.Int64,
         "file_mtime": tables.UTC_TS,
         "days": pl.List(pl.Date),
-        "undated_day": pl.Date,
     }
 )
 
@@ -80,7 +79,7 @@ class IngestResult:
     files: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FILES_READ_SCHEMA))
     """FILES_READ_SCHEMA rows in reading order: every file read, its version, every partition day its
     records went to (whatever `days` asked for), so a later ingest knows which files it may skip
-    (`ingest_plan`), and `undated_day`: the day all its records went to when none has a day of its own."""
+    (`ingest_plan`); empty when none of its records has a day (they are stored with a null partition day)."""
 
 
 TRACE_CHUNK_ROWS = 50_000
