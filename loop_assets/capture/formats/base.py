@@ -406,6 +406,8 @@ def usage_of(*sources: Any) -> dict[str, int | float]:
         for name, keys in _USAGE_KEYS.items():
             for key in keys:
                 value = source.get(key)
+                if isinstance(value, str) and value.strip().isdecimal():  # OTel attributes logged as text
+                    value = int(value)
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     out[name] = value
                     break

@@ -1,0 +1,82 @@
+"""How the tools' real exports come out of capture: per file, its LLM calls read right, wrong or quarantined.
+
+    .venv/bin/python scripts/real_exports_report.py                 # the copies in loop_assets_tests/fixtures
+    .venv/bin/python scripts/real_exports_report.py ../shared/fixtures/real-exports
+    .venv/bin/python scripts/real_exports_report.py DIR --details   # every wrong field and quarantine reason
+
+Files listed in loop_assets_tests/fixtures/formats/real-exports/expected.json (matched by their path under
+DIR) are checked call by call against it; any other file is read and counted (rows, quarantine reasons)
+without a verdict. Ingest runs with `earliest_timestamp: 2000-01-01`: the files go back to 2024, and the
+shipped floor (partitions_start) would quarantine them all as bad_timestamp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from loop_assets_tests.capture.formats.real_exports import (
+    REAL_EXPORTS,
+    expected,
+    outcome,
+    read,
+    real_files,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dir", nargs="?", type=Path, default=REAL_EXPORTS)
+    parser.add_argument("--details", action="store_true", help="print each wrong field and quarantine reason")
+    args = parser.parse_args(argv)
+    specs = expected()
+    rows = []
+    for rel in real_files(args.dir):
+        result = read(args.dir / rel)
+        rows.append((outcome(rel, result, specs.get(rel)), result))
+    header = f"{'file':<62} {'format':<13} {'calls':>5} {'right':>5} {'wrong':>5} {'quar.':>5}  verdict"
+    print(header)
+    print("-" * len(header))
+    totals = {"right": 0, "partly": 0, "rejected": 0}
+    for out, result in rows:
+        calls = "?" if out.expected_calls is None else str(out.expected_calls)
+        quarantined = sum(out.quarantined.values())
+        print(
+            f"{out.file:<62} {','.join(out.formats) or '-':<13} {calls:>5} {len(out.right):>5} "
+            f"{len(out.wrong) + len(out.missing):>5} {quarantined:>5}  {out.verdict}"
+        )
+        if out.expected_calls is not None:
+            if out.right and out.verdict.startswith("right"):
+                totals["right" if out.verdict == "right" else "partly"] += 1
+            elif out.right:
+                totals["partly"] += 1
+            else:
+                totals["rejected"] += 1
+        if args.details:
+            for key, problems in out.wrong.items():
+                print(f"    wrong {key}: " + "; ".join(problems))
+            for key in out.missing:
+                print(f"    missing {key}")
+            for line in out.unexpected:
+                print(f"    unexpected {line}")
+            for q in result.quarantine.iter_rows(named=True):
+                print(f"    quarantined line {q['source_line']} {q['reason_code']}: {q['reason'][:200]}")
+    checked = [o for o, _ in rows if o.expected_calls is not None]
+    calls = sum(o.expected_calls or 0 for o in checked)
+    right = sum(len(o.right) for o in checked)
+    held = sum(len(o.quarantined_as_expected) for o in checked)
+    print()
+    print(
+        f"{len(checked)} files checked: {totals['right']} fully right, {totals['partly']} partly "
+        f"(some calls read right, the rest quarantined or wrong), {totals['rejected']} with no call read"
+    )
+    other = calls - right - held
+    print(f"{calls} LLM calls: {right} read right, {held} quarantined with the expected reason, {other} other")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
