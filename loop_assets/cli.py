@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
-from loop_assets.tables import LOOP_TABLES
+from loop_assets.run_progress import ProgressPrinter, run_id_in_log_line
 from loop_assets.warehouse import warehouse_path
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def _incoming() -> Path:
@@ -40,58 +46,93 @@ def days_with_data(incoming: Path) -> list[date]:
     return sorted(set().union(*(entry_days(entry, ingest) for entry in scan_incoming(incoming).entries)))
 
 
+DAYS_TAG = "eval_loop/days"
+"""Run tag naming the days a `materialize` run covers (FIRST...LAST, or one day), shown in the Runs list."""
+
+
 def cmd_materialize(args: argparse.Namespace) -> int:
-    """Materialise every asset over the day range of the incoming files, as one Dagster run."""
+    """Materialise every asset over the day range of the incoming files, as one Dagster run, printing each
+    step as it starts and ends with its figures."""
     incoming = _incoming()
     days = days_with_data(incoming)
     if not days:
         print(f"no trace records under {incoming}: nothing to materialise", file=sys.stderr)
         return 1
     first, last = (args.start or str(days[0])), (args.end or str(days[-1]))
-    print(f"materialising all assets for {first}...{last} ({len(days)} days with data) through Dagster")
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    log = Path(args.log or f"data/logs/materialize-{first}-{last}.log")
+    label = first if first == last else f"{first}...{last}"
+    home = os.environ.get("DAGSTER_HOME")
+    if home and not Path(home).is_dir():
+        print(f"eval-loop materialize: DAGSTER_HOME={home} is not a folder: create it, or unset it", file=sys.stderr)
+        return 2
+    log = Path(args.log) if args.log else run_log_path(first, last)
     log.parent.mkdir(parents=True, exist_ok=True)
-    steps = [
-        # the loop for every day in the range, in order, as one run
-        [dagster, "asset", "materialize", "-m", "loop_assets.definitions",
-         "--select", ",".join(LOOP_TABLES), "--partition-range", f"{first}...{last}"],
+    print(f"materialising all assets for {label} through Dagster ({len(days)} days have data; run log: {log})")
+    with contextlib.ExitStack() as stack:
+        if not home:
+            home = stack.enter_context(tempfile.TemporaryDirectory(prefix="eval-loop-dagster-home-"))
+            Path(home, "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+            print(
+                "DAGSTER_HOME is not set: this run's history lives in a temporary Dagster instance, removed when "
+                "it ends (make run keeps it in .dagster_home)",
+                file=sys.stderr,
+            )
+        return _materialize(first, last, label, home, log, kept=bool(os.environ.get("DAGSTER_HOME")))
+
+
+def run_log_path(first: str, last: str) -> Path:
+    """Dagster's full output of a `materialize`: in `logs/` beside the warehouse, the data folder every
+    command already writes (with `make run`, data/logs/), never in whatever folder the command runs from."""
+    return Path(warehouse_path()).expanduser().absolute().parent / "logs" / f"materialize-{first}-{last}.log"
+
+
+def _materialize(first: str, last: str, label: str, home: str, log: Path, kept: bool) -> int:
+    from loop_assets.defs.jobs import loop_job
+
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    tags = {RANGE_START_TAG: first, RANGE_END_TAG: last, DAYS_TAG: label}
+    runs = [
+        # the loop for every day in the range, in order, as one run of the job the sensor launches
+        (label, [dagster, "job", "execute", "-m", "loop_assets.definitions", "-j", loop_job.name,
+                 "--tags", json.dumps(tags)]),
         # the coverage report over all days (not partitioned)
-        [dagster, "asset", "materialize", "-m", "loop_assets.definitions", "--select", "suite_coverage"],
+        ("all days", [dagster, "asset", "materialize", "-m", "loop_assets.definitions", "--select", "suite_coverage"]),
     ]  # fmt: skip
+    env = {**os.environ, "DAGSTER_HOME": home}
     started = time.perf_counter()
-    instance = _instance()
+    instance = _instance(home)
     if instance is not None:
         _release(instance, "before the run")
     with log.open("w", encoding="utf-8") as handle:
-        for command in steps:
-            code = _run_watched(command, handle, log, instance)
+        for days, command in runs:
+            printer = ProgressPrinter(sys.stdout, days)
+            code = _run_watched(command, handle, log, instance, printer, env)
             if code != 0:
                 break
     elapsed = time.perf_counter() - started
     if code != 0:
-        print("".join(log.read_text(encoding="utf-8").splitlines(keepends=True)[-40:]), file=sys.stderr)
+        if not printer.failures:  # it failed before or outside a step: Dagster's own output says why
+            print("".join(log.read_text(encoding="utf-8").splitlines(keepends=True)[-40:]), file=sys.stderr)
         print(f"the Dagster run failed after {elapsed:.1f}s; full log: {log}", file=sys.stderr)
         return code
-    print(f"the Dagster runs succeeded in {elapsed:.1f}s (run log: {log}; history in the Dagster UI)")
+    history = f"; history in the Dagster UI of DAGSTER_HOME={home}" if kept else ""
+    print(f"the Dagster runs succeeded in {elapsed:.1f}s (run log: {log}{history})")
     return 0
 
 
-WATCH_SECONDS = 1.0
-"""How often a running `materialize` looks at its run's log for what it waits on."""
+WATCH_SECONDS = 0.5
+"""How often a running `materialize` looks at its run's events and log."""
 STILL_WAITING_SECONDS = 30.0
 
 
-def _instance():
-    """The Dagster instance of DAGSTER_HOME (None without one: an ephemeral instance has no other runs)."""
-    if not os.environ.get("DAGSTER_HOME"):
-        return None
+def _instance(home: str):
+    """The Dagster instance in `home`, to read the run's events and free dead runs' pool slots (None when it
+    cannot be opened: the run itself reports a broken instance)."""
     import dagster as dg
 
     try:
-        return dg.DagsterInstance.get()
-    except Exception as exc:  # the run itself will report a broken instance
-        print(f"cannot open the Dagster instance to look for dead runs: {exc}", file=sys.stderr)
+        return dg.DagsterInstance.from_config(home)
+    except Exception as exc:
+        print(f"cannot open the Dagster instance in {home}: {exc}", file=sys.stderr)
         return None
 
 
@@ -105,27 +146,61 @@ def _release(instance, when: str) -> int:
     return len(released)
 
 
-def _run_watched(command: list[str], handle, log: Path, instance) -> int:
-    """Run one `dagster` command with its output in `log`, and say on stderr what it waits for: the pool
-    slot another run holds (freeing it when that run's process is gone) or the warehouse's lock."""
-    proc = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
-    watcher = _Watcher(log, instance)
+def _run_watched(command: list[str], handle, log: Path, instance, printer: ProgressPrinter, env) -> int:
+    """Run one `dagster` command with its output in `log`; print its run's steps, figures and progress as
+    they happen (from the instance's event log), and say on stderr what it waits for: the pool slot
+    another run holds (freeing it when that run's process is gone) or the warehouse's lock."""
+    handle.flush()
+    watcher = _Watcher(log, instance, offset=log.stat().st_size, before_saying=printer.close)
+    proc = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    follower = None
     while True:
         try:
-            return proc.wait(timeout=WATCH_SECONDS)
+            code = proc.wait(timeout=WATCH_SECONDS)
         except subprocess.TimeoutExpired:
-            watcher.poll()
+            code = None
+        watcher.poll()
+        follower = _follow(follower, watcher.run_id, instance, printer)
+        if code is not None:
+            printer.close()
+            return code
+        printer.tick()
+
+
+def _follow(follower, run_id: str | None, instance, printer: ProgressPrinter):
+    """Print the run's new events; the follower starts once the run's id has shown up in its log."""
+    if follower is None:
+        if run_id is None or instance is None:
+            return None
+        from loop_assets.defs.run_events import RunFollower
+
+        follower = RunFollower(instance, run_id)
+        printer.note(f"Dagster run {run_id} started")
+    try:
+        events = follower.poll()
+    except Exception as exc:  # never let reporting stop the run; the next poll tries again
+        print(f"cannot read the run's events yet: {exc}", file=sys.stderr)
+        return follower
+    for event in events:
+        printer.handle(event)
+    return follower
 
 
 class _Watcher:
     """Reads the run's log as it grows and reports waits (Dagster writes them to the log only)."""
 
-    def __init__(self, log: Path, instance) -> None:
+    def __init__(self, log: Path, instance, offset: int = 0, before_saying=lambda: None) -> None:
         self.log, self.instance = log, instance
-        self.offset = 0
+        self.offset = offset  # where this command's output starts in the log
+        self.before_saying = before_saying
+        self.run_id: str | None = None
         self.blocked: str | None = None  # the pool a step waits for
         self.since = 0.0
         self.last_said = 0.0
+
+    def _say(self, text: str) -> None:
+        self.before_saying()
+        print(text, file=sys.stderr)
 
     def poll(self) -> None:
         try:
@@ -142,26 +217,27 @@ class _Watcher:
             self._still_blocked()
 
     def _line(self, line: str) -> None:
+        if self.run_id is None:
+            self.run_id = run_id_in_log_line(line)
         if "blocked by limit for pool" in line and self.blocked is None:
             self.blocked = line.rsplit("pool", 1)[1].strip()
             self.since = self.last_said = time.monotonic()
-            print(f"waiting for a slot of the Dagster pool {self.blocked}: {self._holders()}", file=sys.stderr)
+            self._say(f"waiting for a slot of the Dagster pool {self.blocked}: {self._holders()}")
             self._free()
         elif "Started execution of step" in line and self.blocked is not None:
-            print(f"got the {self.blocked} pool slot after {time.monotonic() - self.since:.0f}s", file=sys.stderr)
+            self._say(f"got the {self.blocked} pool slot after {time.monotonic() - self.since:.0f}s")
             self.blocked = None
-        elif "is locked by" in line and "waiting up to" in line:
-            print("waiting: " + line.split(" - ")[-1].strip(), file=sys.stderr)
+        elif "is locked by" in line and "waiting up to" in line and self.instance is None:  # else in the events
+            self._say("waiting: " + line.split(" - ")[-1].strip())
 
     def _still_blocked(self) -> None:
         self._free()
         now = time.monotonic()
         if now - self.last_said >= STILL_WAITING_SECONDS:
             self.last_said = now
-            print(
+            self._say(
                 f"still waiting ({now - self.since:.0f}s) for the {self.blocked} pool: {self._holders()}; a run in the "
-                "Dagster UI can be terminated to free it",
-                file=sys.stderr,
+                "Dagster UI can be terminated to free it"
             )
 
     def _holders(self) -> str:
@@ -181,7 +257,7 @@ class _Watcher:
         try:
             _release(self.instance, "while waiting")
         except Exception as exc:  # never let the check stop the run
-            print(f"cannot check the pool's holders: {exc}", file=sys.stderr)
+            self._say(f"cannot check the pool's holders: {exc}")
 
 
 def _connect():
