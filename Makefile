@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CLUSTER_STAMP := $(VENV)/.installed-cluster
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -23,6 +24,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	touch $(STAMP)
 
+# the `cluster` extra, for the tests of cluster mode (make run and make dev do not need it)
+$(CLUSTER_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,bench,cluster]"
+	touch $(CLUSTER_STAMP)
+
 run: setup
 	@mkdir -p "$(EVAL_LOOP_INCOMING)"
 	@if [ -z "$$(ls -A "$(EVAL_LOOP_INCOMING)")" ]; then \
@@ -32,7 +38,7 @@ run: setup
 	$(BIN)/eval-loop materialize
 	$(BIN)/eval-loop summary
 
-test: setup
+test: setup $(CLUSTER_STAMP)
 	$(BIN)/pytest -q
 
 # One day of generated traffic (100,000 traces) through the loop, re-run, baselines and embedding backends;

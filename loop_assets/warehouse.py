@@ -3,17 +3,25 @@
 A partition is always replaced delete-then-insert inside one transaction, together with its row in
 `partition_log`, so a crash leaves either the old or the new partition, never a mix, and a re-run
 never duplicates rows.
+
+Two backends run the same SQL: one DuckDB file (the default: one writing process at a time) and a
+DuckLake (catalog in Postgres, Parquet under a data path, many writers on many machines; see
+`open_lake`). On a lake a transaction that meets a concurrent commit on the same table fails cleanly
+and is retried whole (`retry_on_conflict`); keyed tables have no PRIMARY KEY there, so they are written
+with MERGE and read keeping one row per key.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import polars as pl
@@ -37,8 +45,116 @@ TABLE_KEYS = {
 }
 
 
+DUCKLAKE_CATALOG = "EVAL_LOOP_DUCKLAKE_CATALOG"
+"""libpq connection string of the DuckLake catalog database (`dbname=lake host=... user=...`); set, it
+selects the DuckLake backend. The password comes from PGPASSWORD (or ~/.pgpass), never from this string."""
+DUCKLAKE_DATA = "EVAL_LOOP_DUCKLAKE_DATA"
+"""Where the lake's Parquet files go (a shared folder or an object-store URL); read once, when the lake
+is created: an existing catalog keeps the path it was created with."""
+LAKE = "lake"  # the name the lake is attached under; every connection then USEs it
+CONFLICT_RETRIES = 12
+T = TypeVar("T")
+
+
 def warehouse_path() -> str:
     return os.environ.get("EVAL_LOOP_WAREHOUSE", DEFAULT_WAREHOUSE)
+
+
+class LakeNotCreated(RuntimeError):
+    """The catalog database holds no DuckLake yet: it is created once, before any run (`lake init`)."""
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def load_lake_extensions(con: duckdb.DuckDBPyConnection) -> None:
+    """Load ducklake and postgres_scanner from their PyPI wheels (the `cluster` extra): nothing is
+    downloaded at run time. The wheels are built for one DuckDB release (pyproject pins it)."""
+    from duckdb_extensions import import_extension
+
+    for name in ("ducklake", "postgres_scanner"):
+        import_extension(name, con=con)
+
+
+def open_lake(
+    catalog: str, data_path: str | None = None, *, create: bool = False, config: Mapping[str, object] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the DuckLake in Postgres `catalog` attached and in USE, so the
+    unqualified table names of every query are the lake's.
+
+    `create=False` (every run) refuses a catalog database without a lake: two processes creating one at
+    once race, so `create_lake` makes it once, first. `data_path` is needed only then.
+    """
+    con = duckdb.connect(config=dict(config or {}))
+    try:
+        load_lake_extensions(con)
+        options = [f"CREATE_IF_NOT_EXISTS {'true' if create else 'false'}"]
+        if data_path:
+            options.append(f"DATA_PATH {_quote(data_path.rstrip('/') + '/')}")
+        try:
+            con.execute(f"ATTACH {_quote('ducklake:postgres:' + catalog)} AS {LAKE} ({', '.join(options)})")
+        except duckdb.Error as exc:
+            if not create and "does not exist" in str(exc).lower():
+                raise LakeNotCreated(
+                    f"no DuckLake in the catalog database ({catalog}): create it once with "
+                    f"`python -m loop_assets.scale.lake init` ({DUCKLAKE_CATALOG} and {DUCKLAKE_DATA} set). "
+                    f"DuckDB said: {exc}"
+                ) from exc
+            raise
+        con.execute(f"USE {LAKE}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def create_lake(catalog: str, data_path: str) -> None:
+    """Create the DuckLake and every contract table, once, before the first run (idempotent)."""
+    if "://" not in data_path:
+        Path(data_path).mkdir(parents=True, exist_ok=True)
+    with open_lake(catalog, data_path, create=True) as con:
+        retry_on_conflict(lambda: ensure_tables(con))
+
+
+def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `con` works in a DuckLake (else in a DuckDB file or in memory)."""
+    found = con.execute("SELECT type FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return found is not None and found[0] == "ducklake"
+
+
+def is_conflict(error: BaseException) -> bool:
+    """A commit that lost to a concurrent one (DuckLake's optimistic concurrency): safe to retry whole."""
+    return isinstance(error, duckdb.TransactionException) and "conflict" in str(error).lower()
+
+
+def retry_on_conflict(
+    attempt: Callable[[], T], retries: int = CONFLICT_RETRIES, on_retry: Callable[[str], None] | None = None
+) -> T:
+    """`attempt()`, run again after a transaction conflict with exponential backoff and jitter (0.05 s
+    doubling to 5 s), up to `retries` times. Other errors, and the last conflict, are raised.
+
+    Only a lake has conflicts: a DuckDB file has one writing process, so there the first attempt is the
+    only one. `attempt` must be one whole transaction (its rollback leaves nothing behind).
+    """
+    delay = 0.05
+    for tries in range(retries + 1):
+        try:
+            return attempt()
+        except duckdb.Error as exc:
+            if tries == retries or not is_conflict(exc):
+                raise
+            if on_retry is not None:
+                on_retry(f"transaction conflict, retry {tries + 1} of {retries}: {exc}")
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 5.0)
+    raise AssertionError("unreachable")
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """ROLLBACK, when a transaction is still open (a failed COMMIT has already ended it)."""
+    with contextlib.suppress(duckdb.TransactionException):
+        con.execute("ROLLBACK")
 
 
 class WarehouseLocked(RuntimeError):
@@ -136,12 +252,18 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     A warehouse written by an earlier version keeps its rows; new columns arrive as nulls.
     """
     existing: dict[str, set[str]] = {}
-    for table, column in con.execute("SELECT table_name, column_name FROM information_schema.columns").fetchall():
+    columns = con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = current_database()"
+    ).fetchall()
+    for table, column in columns:
         existing.setdefault(table, set()).add(column)
+    if all(table in existing and set(TABLES[table]) <= existing[table] for table in TABLES):
+        return
+    lake = is_lake(con)  # a lake has no PRIMARY KEY: its keyed tables are written with MERGE instead
     for table in TABLES:
         con.register("_template", empty(table).to_arrow())
         try:
-            if table in TABLE_KEYS and table not in existing:
+            if table in TABLE_KEYS and table not in existing and not lake:
                 types = con.execute("SELECT column_name, column_type FROM (DESCRIBE _template)").fetchall()
                 columns = ", ".join(f'"{name}" {kind}' for name, kind in types)
                 con.execute(f"CREATE TABLE {table} ({columns}, PRIMARY KEY ({', '.join(TABLE_KEYS[table])}))")
@@ -180,6 +302,7 @@ def replace_partitions(
     frames: Mapping[str, pl.DataFrame],
     run_id: str,
     upserts: Mapping[str, pl.DataFrame] | None = None,
+    on_retry: Callable[[str], None] | None = None,
     undated_files: Iterable[str] = (),
 ) -> dict[str, int]:
     """Replace the given days of each table with the rows in its frame, in one transaction.
@@ -188,20 +311,41 @@ def replace_partitions(
     maps keyed tables to rows that replace the rows with the same key, in the same transaction.
     `undated_files`: source files whose rows of no day (a null partition column: a file none of whose
     records has a day) are replaced too, by the frames' rows of no day; a day's replace never touches them.
-    Returns rows written per table.
+    Returns rows written per table. On a lake, a transaction that loses to a concurrent commit on the
+    same table (another partition of it) is rolled back and run again whole (`retry_on_conflict`).
     """
     days = sorted(set(days))
     undated = sorted(set(undated_files))
     ensure_tables(con)
+    checked = {}
+    for table, frame in frames.items():
+        rows = conform(table, frame)
+        stray = rows.filter(~_in_partitions(rows, PARTITION_COLUMN[table], days, undated))
+        if stray.height:
+            raise ValueError(f"{table}: {stray.height} rows outside the partitions being written")
+        checked[table] = rows
+    lake = is_lake(con)
+    return retry_on_conflict(
+        lambda: _replace_once(con, asset, days, checked, run_id, upserts or {}, lake, undated), on_retry=on_retry
+    )
+
+
+def _replace_once(
+    con: duckdb.DuckDBPyConnection,
+    asset: str,
+    days: list[date],
+    frames: Mapping[str, pl.DataFrame],
+    run_id: str,
+    upserts: Mapping[str, pl.DataFrame],
+    lake: bool,
+    undated: list[str] = [],  # noqa: B006 (never mutated)
+) -> dict[str, int]:
+    """One attempt of `replace_partitions`: the whole transaction, committed or rolled back."""
     written: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
     try:
-        for table, frame in frames.items():
+        for table, rows in frames.items():
             column = PARTITION_COLUMN[table]
-            rows = conform(table, frame)
-            stray = rows.filter(~_in_partitions(rows, column, days, undated))
-            if stray.height:
-                raise ValueError(f"{table}: {stray.height} rows outside the partitions being written")
             con.execute(f"DELETE FROM {table} WHERE {column} IN (SELECT unnest(?::DATE[]))", [days])
             if undated:
                 con.execute(
@@ -213,10 +357,13 @@ def replace_partitions(
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
                 con.unregister("_rows")
             written[table] = rows.height
-        for table, frame in (upserts or {}).items():
+        for table, frame in upserts.items():
             if frame.height:
                 con.register("_rows", _arrow(conform(table, frame)))
-                con.execute(f"INSERT OR REPLACE INTO {table} BY NAME SELECT * FROM _rows")
+                if lake:
+                    con.execute(_merge_sql(table, replace=True))
+                else:
+                    con.execute(f"INSERT OR REPLACE INTO {table} BY NAME SELECT * FROM _rows")
                 con.unregister("_rows")
             written[table] = frame.height
         now = datetime.now(UTC)
@@ -229,9 +376,19 @@ def replace_partitions(
         pause_point(asset, *(f"{asset}:{day}" for day in days))
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
     return written
+
+
+def _merge_sql(table: str, *, replace: bool) -> str:
+    """MERGE of the registered `_rows` into keyed `table` (a lake's INSERT OR REPLACE / OR IGNORE): one
+    row per key taken from `_rows`; an existing key is updated (`replace`) or kept as it is."""
+    keys = TABLE_KEYS[table]
+    on = " AND ".join(f't."{k}" IS NOT DISTINCT FROM s."{k}"' for k in keys)
+    source = f"SELECT * FROM _rows QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)}) = 1"
+    matched = "WHEN MATCHED THEN UPDATE " if replace else ""
+    return f"MERGE INTO {table} t USING ({source}) s ON ({on}) {matched}WHEN NOT MATCHED THEN INSERT BY NAME"
 
 
 def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
@@ -240,8 +397,13 @@ def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame)
     if frame.height == 0:
         return 0
     con.register("_rows", _arrow(conform(table, frame)))
-    con.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM _rows")
-    con.unregister("_rows")
+    try:
+        if is_lake(con):  # two writers may both add a key here: readers keep one row per key
+            retry_on_conflict(lambda: con.execute(_merge_sql(table, replace=False)))
+        else:
+            con.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM _rows")
+    finally:
+        con.unregister("_rows")
     return frame.height
 
 
@@ -253,14 +415,21 @@ def rows_for_keys(
     con: duckdb.DuckDBPyConnection, table: str, keys: pl.DataFrame, columns: list[str] | None = None, **equal: object
 ) -> pl.DataFrame:
     """`columns` (default all) of the rows of `table` matching a row of `keys` on its columns and whose
-    `equal` columns hold the given values: a cache lookup of many keys in one query."""
+    `equal` columns hold the given values: a cache lookup of many keys in one query.
+
+    On a lake two writers may have stored one key twice (no PRIMARY KEY there): one row per key is kept.
+    """
     ensure_tables(con)
     selected = ", ".join(f"c.{c}" for c in columns) if columns else "c.*"
     where = " AND ".join(f"c.{c} = ?" for c in equal) or "TRUE"
+    one_per_key = ""
+    if table in TABLE_KEYS and is_lake(con):
+        one_per_key = f" QUALIFY row_number() OVER (PARTITION BY {', '.join(f'c.{k}' for k in TABLE_KEYS[table])}) = 1"
     con.register("_wanted", keys.unique().to_arrow())
     try:
         return con.execute(
-            f"SELECT {selected} FROM {table} c JOIN _wanted USING ({', '.join(keys.columns)}) WHERE {where}",
+            f"SELECT {selected} FROM {table} c JOIN _wanted USING ({', '.join(keys.columns)}) WHERE {where}"
+            + one_per_key,
             list(equal.values()),
         ).pl()
     finally:
@@ -315,6 +484,8 @@ def connect(
 
     While a run is writing the file, this waits up to `timeout_seconds` for it, then says who holds it.
     """
+    if os.environ.get(DUCKLAKE_CATALOG) and path is None:  # a lake has no lock to wait for
+        return open_lake(os.environ[DUCKLAKE_CATALOG])
     target = Path(path or warehouse_path())
     if read_only and not target.exists():
         raise FileNotFoundError(f"no warehouse at {target}: run `make run` (or set EVAL_LOOP_WAREHOUSE)")

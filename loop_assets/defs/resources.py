@@ -15,12 +15,22 @@ from pydantic import Field, PrivateAttr
 from loop_assets.config import LoopConfig, load_config
 from loop_assets.dedup.embedding import SentenceEncoder
 from loop_assets.llm_client import ChatClient
-from loop_assets.warehouse import DEFAULT_LOCK_TIMEOUT_SECONDS, lock_timeout_seconds, open_warehouse, warehouse_path
+from loop_assets.warehouse import (
+    DEFAULT_LOCK_TIMEOUT_SECONDS,
+    DUCKLAKE_CATALOG,
+    lock_timeout_seconds,
+    open_lake,
+    open_warehouse,
+    warehouse_path,
+)
 
 
 class Warehouse(DuckDBResource):
-    """dagster-duckdb's resource, waiting longer for the file's lock and closing on errors too.
+    """Where the loop's tables live: a DuckDB file (`database`, the default) or, with `ducklake_catalog`
+    set, a DuckLake (catalog in Postgres, Parquet under its data path) that many runs on many machines
+    write at once. The assets' SQL is the same on both.
 
+    A DuckDB file: dagster-duckdb's resource, waiting longer for the file's lock and closing on errors too.
     Another process that has the file open (a user's read-only session, a writer outside the pool)
     blocks every writer: DuckDB locks the file per process. dagster-duckdb retries for about 100 s;
     this waits up to `lock_timeout_seconds` with exponential backoff (logging once whom it waits for),
@@ -34,15 +44,31 @@ class Warehouse(DuckDBResource):
         ge=0,
         description="How long to wait for another process to let go of the warehouse file (EVAL_LOOP_LOCK_TIMEOUT).",
     )
+    ducklake_catalog: str = Field(
+        default="",
+        description="Empty: the DuckDB file `database`. Else the libpq connection string of the DuckLake catalog "
+        f"database ({DUCKLAKE_CATALOG}), e.g. 'dbname=lake host=pg.internal user=loop'; password from PGPASSWORD.",
+    )
+
+    @property
+    def backend(self) -> str:
+        return "ducklake" if self.ducklake_catalog else "duckdb"
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = open_warehouse(
-            self.database,
-            timeout_seconds=self.lock_timeout_seconds,
-            config={"custom_user_agent": "dagster", **self.connection_config},
-            on_wait=dg.get_dagster_logger().warning,
-        )
+        if self.ducklake_catalog:
+            # the data path is the catalog's own, set once by `python -m loop_assets.scale.lake init`
+            con = open_lake(
+                self.ducklake_catalog,
+                config={"custom_user_agent": "dagster", **self.connection_config},
+            )
+        else:
+            con = open_warehouse(
+                self.database,
+                timeout_seconds=self.lock_timeout_seconds,
+                config={"custom_user_agent": "dagster", **self.connection_config},
+                on_wait=dg.get_dagster_logger().warning,
+            )
         try:
             yield con
         finally:
@@ -117,14 +143,18 @@ class LlmEndpoints(dg.ConfigurableResource):
 
 
 def default_resources() -> dict[str, object]:
-    """Resources from the environment: EVAL_LOOP_WAREHOUSE, EVAL_LOOP_INCOMING, EVAL_LOOP_CONFIG and
-    EVAL_LOOP_LOCK_TIMEOUT."""
+    """Resources from the environment: EVAL_LOOP_WAREHOUSE, EVAL_LOOP_INCOMING, EVAL_LOOP_CONFIG,
+    EVAL_LOOP_LOCK_TIMEOUT, and EVAL_LOOP_DUCKLAKE_CATALOG (set: a DuckLake warehouse instead of the file)."""
     return {
         "settings": LoopSettings(
             incoming_dir=os.environ.get("EVAL_LOOP_INCOMING", "data/incoming"),
             config_path=os.environ.get("EVAL_LOOP_CONFIG") or None,
         ),
-        "warehouse": Warehouse(database=warehouse_path(), lock_timeout_seconds=lock_timeout_seconds()),
+        "warehouse": Warehouse(
+            database=warehouse_path(),
+            lock_timeout_seconds=lock_timeout_seconds(),
+            ducklake_catalog=os.environ.get(DUCKLAKE_CATALOG, ""),
+        ),
         "embedder": Embedder(),
         "endpoints": LlmEndpoints(),
     }
