@@ -128,25 +128,77 @@ def test_generate_is_deterministic(tmp_path):
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b] and a
 
 
+def step_blocks(out: str) -> dict[str, list[str]]:
+    """`materialize` output: each step's `done` line and the per-day lines under it."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in out.splitlines():
+        if line.startswith("    ") and current is not None:
+            current.append(line.strip())
+        elif " done in " in line:
+            current = blocks[line.split()[0]] = [line]
+        else:
+            current = None
+    return blocks
+
+
+def day_figures(block: list[str]) -> dict[str, dict[str, float]]:
+    """{day: {figure: value}} from a step's per-day lines ("2026-11-16  traces 1,500, files 2")."""
+    out = {}
+    for line in block[1:]:
+        day, _, figures = line.partition("  ")
+        out[day] = {k: float(v.replace(",", "")) for k, v in (f.rsplit(" ", 1) for f in figures.split(", "))}
+    return out
+
+
 @pytest.mark.slow
-def test_materialize_runs_the_loop_through_the_dagster_cli_as_make_run_does(tmp_path, traffic):
-    """`make run` = `eval-loop materialize`: a real `dagster asset materialize` over the days of the files."""
+def test_materialize_prints_each_step_with_per_day_figures_that_match_the_warehouse(tmp_path, traffic):
+    """`make run` = `eval-loop materialize`: a real Dagster run of the eval_loop job over the days of the files,
+    tagged with its days; each step's lines as it ends, with each day's own figures; no file in the cwd."""
     import shutil
     import subprocess
     import sys
     from pathlib import Path
 
-    root = ROOT
-    home, incoming = tmp_path / "home", tmp_path / "incoming"
+    import dagster as dg
+
+    home, incoming, cwd = tmp_path / "home", tmp_path / "incoming", tmp_path / "cwd"
     home.mkdir()
-    shutil.copy(root / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    cwd.mkdir()
+    shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
     shutil.copytree(traffic, incoming)
     env = {**os.environ, "DAGSTER_HOME": str(home), "EVAL_LOOP_INCOMING": str(incoming),
            "EVAL_LOOP_WAREHOUSE": str(tmp_path / "w.duckdb"), "HF_HUB_OFFLINE": "1"}  # fmt: skip
     cli = str(Path(sys.executable).with_name("eval-loop"))
-    done = subprocess.run([cli, "materialize", "--log", str(tmp_path / "run.log")], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert done.returncode == 0, done.stderr + (tmp_path / "run.log").read_text()[-3000:]
-    assert "succeeded" in done.stdout
-    summary = subprocess.run([cli, "summary"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([cli, "materialize"], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+    logs = list((tmp_path / "logs").glob("materialize-*.log"))
+    assert done.returncode == 0, done.stdout + done.stderr + "".join(p.read_text()[-3000:] for p in logs)
+    assert "succeeded" in done.stdout and len(logs) == 1 and list(cwd.iterdir()) == []
+
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        traces = dict(con.execute("SELECT day::VARCHAR, count(*) FROM raw_traces GROUP BY ALL").fetchall())
+        failures = dict(
+            con.execute("SELECT day::VARCHAR, count(*) FROM scored_traces WHERE is_failure GROUP BY ALL").fetchall()
+        )
+        promoted = dict(con.execute("SELECT day::VARCHAR, count(*) FROM eval_suite GROUP BY ALL").fetchall())
+    first, last = min(traces), max(traces)
+    assert len(traces) > 1 and sum(failures.values()) > 0 and sum(promoted.values()) > 0
+
+    out = done.stdout
+    blocks = step_blocks(out)
+    for step in ("raw_traces", "scored_traces", "failure_clusters", "graded_candidates", "eval_suite"):
+        assert f"{step:<18} {first}...{last}  started" in out
+        assert blocks[step][0].startswith(f"{step:<18} {first}...{last}  done in ")
+    assert blocks["suite_coverage"][0].startswith("suite_coverage     all days  done in ")
+    raw, scored, suite = (day_figures(blocks[s]) for s in ("raw_traces", "scored_traces", "eval_suite"))
+    assert {d: f["traces"] for d, f in raw.items()} == traces  # each day's own count, not the range's
+    assert {d: f.get("failures", 0) for d, f in scored.items()} == {d: failures.get(d, 0) for d in traces}
+    assert {d: f.get("promoted", 0) for d, f in suite.items()} == {d: promoted.get(d, 0) for d in traces}
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    loop_runs = [r for r in instance.get_runs() if r.job_name == "eval_loop"]
+    assert len(loop_runs) == 1 and loop_runs[0].tags["eval_loop/days"] == f"{first}...{last}"
+    assert f"Dagster run {loop_runs[0].run_id} started" in out
+
+    summary = subprocess.run([cli, "summary"], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
     assert summary.returncode == 0 and "suite by app" in summary.stdout and "eval-loop lineage case_" in summary.stdout
