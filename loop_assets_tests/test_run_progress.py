@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 from loop_assets.run_progress import ProgressPrinter, RunEvent, format_number, run_id_in_log_line
@@ -62,7 +63,7 @@ def test_a_failed_step_says_why_and_lists_failed_checks_and_warnings():
     p.handle(RunEvent("log", step="eval_suite", message="the judge timed out\ndetails", level=30))
     for name, passed in (("ok", True), ("x", False)):
         check = RunEvent("check", step="eval_suite", asset="eval_suite", partition="2026-11-17", message=name)
-        p.handle(RunEvent(**{**check.__dict__, "passed": passed}))
+        p.handle(dataclasses.replace(check, passed=passed))
     p.handle(RunEvent("step_failure", step="eval_suite", message="ValueError: boom", at=1004.5))
     p.handle(RunEvent("run_failure", message="Execution of run failed."))
     lines = out.getvalue().splitlines()
