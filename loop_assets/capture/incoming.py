@@ -65,6 +65,8 @@ class Entry:
     """`st_mtime` of the same, in seconds (what `ingest_manifest.file_mtime` is made from)."""
     refused: str | None = None
     """Why it is not opened (see the module docstring), None for a file that is read."""
+    ctime_ns: int | None = None
+    """`st_ctime_ns` of the same: when it last changed or arrived (the sensor's clock, `file_watch`)."""
 
     @property
     def is_document(self) -> bool:
@@ -162,8 +164,8 @@ def _entry(path: Path, incoming: Path, root_real: Path) -> Entry | None:
             if not stat.S_ISREG(info.st_mode):
                 refused = f"not a regular file ({_kind(info.st_mode)}): not opened"
             else:
-                return Entry(path, name, info.st_size, info.st_mtime_ns, info.st_mtime)
-    return Entry(path, name, link.st_size, link.st_mtime_ns, link.st_mtime, refused=refused)
+                return Entry(path, name, info.st_size, info.st_mtime_ns, info.st_mtime, ctime_ns=info.st_ctime_ns)
+    return Entry(path, name, link.st_size, link.st_mtime_ns, link.st_mtime, refused=refused, ctime_ns=link.st_ctime_ns)
 
 
 def _kind(mode: int) -> str:

@@ -5,6 +5,7 @@ from datetime import UTC, timedelta
 import dagster as dg
 
 from loop_assets.defs.jobs import loop_job
+from loop_assets.defs.sensors import days_tag
 
 
 @dg.schedule(
@@ -17,4 +18,8 @@ from loop_assets.defs.jobs import loop_job
 )
 def finalise_yesterday(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     yesterday = (context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1)).date()
-    return dg.RunRequest(run_key=f"finalise-{yesterday}", partition_key=str(yesterday))
+    return dg.RunRequest(
+        run_key=f"finalise-{yesterday}",
+        partition_key=str(yesterday),
+        tags={"eval_loop/trigger": "finalise_yesterday", **days_tag(yesterday, yesterday)},
+    )

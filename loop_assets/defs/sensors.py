@@ -1,24 +1,34 @@
-"""New or grown trace files in the incoming folder start a run for exactly the days they touch."""
+"""New or grown trace files in the incoming folder start runs for exactly the days their records fall in."""
 
 import hashlib
 import os
 import time
-from datetime import date
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from loop_assets.capture.file_days import entry_days
-from loop_assets.capture.file_watch import plan, scan
-from loop_assets.capture.incoming import scan_incoming
+from loop_assets.capture.file_watch import plan, read_cursor, scan, untaken
+from loop_assets.capture.incoming import Entry, scan_incoming
+from loop_assets.capture.ingest_plan import stored_versions
 from loop_assets.defs.jobs import loop_job
 from loop_assets.defs.partitions import daily_partitions
-from loop_assets.defs.resources import LoopSettings
+from loop_assets.defs.resources import LoopSettings, Warehouse
+from loop_assets.warehouse import WarehouseLocked, open_warehouse
 
 SENSOR_INTERVAL_SECONDS = int(os.environ.get("EVAL_LOOP_SENSOR_INTERVAL", "30"))
 SETTLE_SECONDS = float(os.environ.get("EVAL_LOOP_SETTLE_SECONDS", "60"))
+WAREHOUSE_WAIT_SECONDS = 5.0
+"""How long a tick waits to read the warehouse while a run writes it (then it decides without it)."""
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+DAYS_TAG = "eval_loop/days"
+"""The days a run covers, shown in the Runs list: "2026-11-16" or "2026-11-16...2026-11-23"."""
 
 coverage_automation = dg.AutomationConditionSensorDefinition(
     "coverage_automation",
@@ -28,25 +38,76 @@ coverage_automation = dg.AutomationConditionSensorDefinition(
 )
 
 
-def run_request(days: set[date], latest_suite_day: date | None, files: dict[str, str]) -> dg.RunRequest:
-    """One run over the days of the files and, for a late file, every later suite day, in order.
+def days_tag(first: date, last: date) -> dict[str, str]:
+    """{DAYS_TAG: ...} for a run over first..last."""
+    return {DAYS_TAG: str(first) if first == last else f"{first}...{last}"}
 
-    The suite of day D depends on all days before it, so a late file for an old day re-runs that day
-    and every later day already in the suite; one run with a range keeps them in order.
+
+def contiguous_ranges(days: set[date]) -> list[tuple[date, date]]:
+    """The days as runs of consecutive days, oldest first: a gap (a day no file has records for) splits them."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(days):
+        if ranges and (day - ranges[-1][1]).days == 1:
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def run_requests(days_of: dict[str, set[date]], versions: dict[str, str]) -> list[dg.RunRequest]:
+    """One run per contiguous range of the files' days, oldest first, each naming its days and files.
+
+    Only the files' own days: the suite is append-only and a case that late data adds joins the suite
+    version after the latest graded day (`grade.grade_day.first_version_of_new_cases`), so later days
+    neither change nor need re-running. A day without a partition (before partitions_start, or
+    tomorrow's traffic) is left to the run of that day.
     """
-    first_partition = date.fromisoformat(daily_partitions.get_first_partition_key())
-    last_partition = date.fromisoformat(daily_partitions.get_last_partition_key())
-    start = max(min(days), first_partition)
-    end = max(days)
-    if latest_suite_day is not None and latest_suite_day > end:
-        end = latest_suite_day
-    end = min(end, last_partition)
-    digest = hashlib.sha256("\n".join(f"{k}={v}" for k, v in sorted(files.items())).encode()).hexdigest()[:16]
-    tags = {"eval_loop/trigger": "new_trace_files", "eval_loop/files": ", ".join(sorted(files))[:1000]}
-    run_key = f"files-{digest}"
-    if start == end:
-        return dg.RunRequest(run_key=run_key, partition_key=str(start), tags=tags)
-    return dg.RunRequest(run_key=run_key, tags={**tags, RANGE_START: str(start), RANGE_END: str(end)})
+    first = date.fromisoformat(daily_partitions.get_first_partition_key())
+    last = date.fromisoformat(daily_partitions.get_last_partition_key())
+    wanted = {day for days in days_of.values() for day in days if first <= day <= last}
+    requests = []
+    for start, end in contiguous_ranges(wanted):
+        files = sorted(name for name, days in days_of.items() if any(start <= d <= end for d in days))
+        key = "\n".join([f"{start}...{end}", *(f"{name}={versions[name]}" for name in files)])
+        tags = {
+            "eval_loop/trigger": "new_trace_files",
+            "eval_loop/files": ", ".join(files)[:1000],
+            **days_tag(start, end),
+        }
+        run_key = f"files-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+        if start == end:
+            requests.append(dg.RunRequest(run_key=run_key, partition_key=str(start), tags=tags))
+        else:
+            requests.append(dg.RunRequest(run_key=run_key, tags={**tags, RANGE_START: str(start), RANGE_END: str(end)}))
+    return requests
+
+
+@contextmanager
+def read_only(warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """A read-only connection to the warehouse (None when there is none yet): the sensor never writes."""
+    if getattr(warehouse, "ducklake_catalog", ""):  # a lake has many writers: reading it blocks none
+        with warehouse.get_connection() as con:
+            yield con
+        return
+    if not Path(warehouse.database).exists():
+        yield None
+        return
+    con = open_warehouse(warehouse.database, read_only=True, timeout_seconds=WAREHOUSE_WAIT_SECONDS)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def already_read(warehouse: Warehouse, entries: dict[str, Entry], names: set[str]) -> set[str]:
+    """Of `names`, the entries whose present version the warehouse already holds in full."""
+    with read_only(warehouse) as con:
+        stored = stored_versions(con) if con is not None else {}
+    return {
+        name
+        for name in names
+        if stored.get(name) == (entries[name].size, datetime.fromtimestamp(entries[name].mtime, UTC))
+    }
 
 
 @dg.sensor(
@@ -54,27 +115,47 @@ def run_request(days: set[date], latest_suite_day: date | None, files: dict[str,
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Watches EVAL_LOOP_INCOMING (recursively). A new or grown trace file, once it has stopped "
-    "changing, starts one run for the days its records fall in (and later suite days, for a late file).",
+    "changing, starts one run per contiguous range of the days its records fall in (tag eval_loop/days). "
+    "Files the warehouse already read are not run again; a file with no record of a usable day starts no run.",
 )
-def new_trace_files(context: dg.SensorEvaluationContext, settings: LoopSettings) -> dg.SensorResult:
-    incoming = settings.incoming()
-    listing = scan_incoming(incoming)
+def new_trace_files(
+    context: dg.SensorEvaluationContext, settings: LoopSettings, warehouse: Warehouse
+) -> dg.SensorResult:
+    started = time.time_ns()
+    listing = scan_incoming(settings.incoming())
     entries = {entry.name: entry for entry in listing.entries}
-    watch = plan(scan(listing.entries), context.cursor, time.time_ns(), SETTLE_SECONDS)
+    current = scan(listing.entries)
+    state = read_cursor(context.cursor)
+    candidates = untaken(current, state)
+    already: set[str] = set()
+    if candidates:
+        try:
+            already = already_read(warehouse, entries, candidates)
+        except WarehouseLocked as exc:
+            if state.empty:  # without the warehouse every file would look new: run nothing yet
+                return dg.SensorResult(skip_reason=f"waiting to read what the warehouse already holds: {exc}")
+            context.log.warning(f"the warehouse is busy; deciding without it: {exc}")
+        if already:
+            context.log.info(f"{len(already)} file(s) already read at their present version: not run again")
+    watch = plan(current, state, time.time_ns(), SETTLE_SECONDS, already, started)
     if not watch.ready:
         reason = f"{len(watch.waiting)} file(s) still being written" if watch.waiting else "no new or grown files"
         return dg.SensorResult(skip_reason=reason, cursor=watch.cursor)
     config = settings.config()
-    days: set[date] = set()
-    for name in watch.ready:
-        days |= entry_days(entries[name], config.ingest)
-    refused = {name: entries[name].refused for name in watch.ready if entries[name].refused}
-    if refused:
-        context.log.warning(f"not followed, each kept as one quarantine row: {refused}")
-    if not days:
-        return dg.SensorResult(skip_reason=f"no records with a day in {sorted(watch.ready)}", cursor=watch.cursor)
-    suite_days = context.instance.get_materialized_partitions(dg.AssetKey("eval_suite"))
-    latest = max((date.fromisoformat(d) for d in suite_days), default=None)
-    request = run_request(days, latest, {name: version.key for name, version in watch.ready.items()})
-    context.log.info(f"{len(watch.ready)} file(s) ready: {sorted(watch.ready)}; days {sorted(map(str, days))}")
-    return dg.SensorResult(run_requests=[request], cursor=watch.cursor)
+    days_of = {name: entry_days(entries[name], config.ingest) for name in watch.ready}
+    no_day = sorted(name for name, days in days_of.items() if not days)
+    notes = []
+    if no_day:
+        refused = {name: entries[name].refused for name in no_day if entries[name].refused}
+        notes.append(
+            f"{len(no_day)} file(s) with no record of a usable day ({', '.join(no_day)[:1000]}): starting no run; "
+            "their records will be quarantined (under no day) by the next run, the daily schedule's or any other"
+            + (f"; not opened: {refused}" if refused else "")
+        )
+        context.log.warning(notes[-1])
+    requests = run_requests({n: d for n, d in days_of.items() if d}, {n: v.key for n, v in watch.ready.items()})
+    for request in requests:
+        context.log.info(f"days {request.tags[DAYS_TAG]}: {request.tags['eval_loop/files']}")
+    if not requests:
+        return dg.SensorResult(skip_reason="; ".join(notes) or "no day with a partition", cursor=watch.cursor)
+    return dg.SensorResult(run_requests=requests, cursor=watch.cursor)

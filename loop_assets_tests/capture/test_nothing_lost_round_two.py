@@ -68,38 +68,42 @@ def tables(loop, sql: str) -> pl.DataFrame:
     return loop.table(sql)
 
 
-# --- 1. a file nobody reads is a failing check, and its day is one the loop materialises ---------------------
+# --- 1. a file with no day is stored by the next run under no day; a file nobody reads fails the check -----------
 
 
-def test_a_large_file_without_a_readable_day_is_materialised_and_an_unread_file_fails_the_check(loop):
+def test_a_large_file_without_a_readable_day_is_stored_under_no_day_by_the_next_run_of_any_day(loop):
     (loop.incoming / "good.jsonl").write_bytes(lines([record(i) for i in range(3)]))
     big = loop.incoming / "big.jsonl"
     big.write_bytes(b'{"x":"' + b"A" * (17 << 20) + b'"}\n')  # one line over 16 MiB: sampled, no day in it
     set_day(big, date(2026, 11, 20))
 
-    # the day the ingest sends its line to (its modification day) is a day `materialize` and the sensor ask for
-    assert date(2026, 11, 20) in cli.days_with_data(loop.incoming)
+    # its modification day is no day of its records: `materialize` and the sensor ask for no day for it
+    assert cli.days_with_data(loop.incoming) == [DAY]
 
-    # a run of the other day only, as before: the check now fails, naming the file nobody stored
+    # the run of another day reads it (a new file) and stores its one record under no day: all accounted for
     result = loop.run(DAY, select=CAPTURE)
-    assert checks(result)["records_accounted_for"] is False
-    [check] = result.get_asset_check_evaluations()
-    assert check.metadata["files_not_accounted"].value == 1
-    assert "big.jsonl" in check.metadata["not_accounted"].value
-    assert "2026-11-20" in check.metadata["not_accounted"].value
-
-    # its day materialised: its one record is a quarantine row, and every file is accounted for
-    result = loop.run(date(2026, 11, 20), select=CAPTURE)
     assert checks(result)["records_accounted_for"] is True
-    rows = tables(loop, "SELECT reason_code, raw_bytes FROM quarantined_records WHERE source_file = 'big.jsonl'")
-    assert rows.rows() == [("too_large", (17 << 20) + 8)]
+    undated = (
+        "SELECT reason_code, raw_bytes, day, partition_day FROM quarantined_records WHERE source_file = 'big.jsonl'"
+    )
+    assert tables(loop, undated).rows() == [("too_large", (17 << 20) + 8, None, None)]
+    assert tables(loop, "SELECT count(*) FROM partition_log WHERE day = '2026-11-20'").item() == 0
+
+    # replacing days never deletes it; a run that reads the file again replaces it, never duplicates it
+    loop.run(date(2026, 11, 17), select=CAPTURE)
+    assert tables(loop, undated).height == 1
+    with big.open("ab") as handle:
+        handle.write(b"not json either\n")
+    result = loop.run(DAY, select=CAPTURE)
+    assert checks(result)["records_accounted_for"] is True
+    assert sorted(tables(loop, undated)["reason_code"]) == ["invalid_json", "too_large"]
 
 
-def test_a_file_with_a_1980_modification_time_goes_to_a_day_that_exists_not_to_1980(tmp_path):
+def test_a_file_with_a_1980_modification_time_goes_to_no_day_not_to_1980(tmp_path):
     (tmp_path / "old.jsonl").write_bytes(b"not json\n")
     set_day(tmp_path / "old.jsonl", date(1980, 1, 1))
     result = ingest(tmp_path, IngestConfig(), "r")
-    assert result.manifest["partition_day"].to_list() == [date(2025, 1, 1)]  # ingest.earliest_timestamp's day
+    assert result.manifest["partition_day"].to_list() == [None]
 
 
 def test_a_name_that_is_not_a_trace_file_fails_the_check_by_name(loop):
@@ -122,9 +126,14 @@ def test_a_file_name_that_is_not_utf8_is_read_by_the_run_and_the_sensor(loop):
     stored = tables(loop, "SELECT DISTINCT source_file FROM raw_traces")["source_file"].to_list()
     assert stored == ["bad\\xff.jsonl"]  # the byte written as \xff, as the quarantine does for bad bytes
 
-    context = dg.build_sensor_context(
-        instance=loop.instance, resources={"settings": LoopSettings(incoming_dir=str(loop.incoming))}
-    )
+    # the sensor knows the name as the run stored it: already read, not run again; a grown file is
+    resources = {"settings": LoopSettings(incoming_dir=str(loop.incoming)), "warehouse": loop.resources()["warehouse"]}
+    first = new_trace_files(dg.build_sensor_context(instance=loop.instance, resources=resources))
+    assert not first.run_requests
+    with (loop.incoming / name).open("ab") as handle:
+        handle.write(lines([record(9)]))
+    set_day(loop.incoming / name, DAY)
+    context = dg.build_sensor_context(instance=loop.instance, resources=resources, cursor=first.cursor)
     [request] = new_trace_files(context).run_requests
     assert request.partition_key == str(DAY) and "bad\\xff.jsonl" in request.tags["eval_loop/files"]
 
