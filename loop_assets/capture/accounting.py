@@ -86,3 +86,10 @@ def files_not_accounted(
         for (name,) in found:
             rows.append((name, "not read by any ingest yet: materialise the days of the incoming files"))
     return pl.DataFrame(rows, schema=FILES_NOT_ACCOUNTED_SCHEMA, orient="row")
+
+
+def records_of_no_day(con: duckdb.DuckDBPyConnection) -> int:
+    """Quarantined records stored under no day (files none of whose records has a day): no partition's
+    figures hold them, so the quarantine's metadata counts them on their own."""
+    ensure_tables(con)
+    return con.execute("SELECT count(*) FROM quarantined_records WHERE partition_day IS NULL").fetchone()[0]

@@ -21,7 +21,7 @@ from loop_assets.defs.resources import LoopSettings, Warehouse
 from loop_assets.defs.schedules import finalise_yesterday
 from loop_assets.defs.sensors import DAYS_TAG, RANGE_END, RANGE_START, contiguous_ranges, new_trace_files
 from loop_assets.devtools.sample_traffic import write_traffic
-from loop_assets_tests.loop_runner import DAYS, checks, new_loop
+from loop_assets_tests.loop_runner import DAYS, checks, metadata, new_loop
 
 HOUR_AGO = time.time() - 3600
 CAPTURE = ["raw_traces", "quarantined_records"]
@@ -147,6 +147,8 @@ def test_a_garbage_file_and_a_fifo_start_no_run_and_the_next_run_stores_them_und
         ("pipe.jsonl", "unreadable_file", None, None),
     ]
     assert set(loop.instance.get_materialized_partitions(dg.AssetKey("raw_traces"))) == {str(DAYS[0])}
+    [quarantine] = metadata(run, "quarantined_records")
+    assert quarantine["quarantined_no_day"] == 3  # the quarantine's metadata counts them though no day holds them
 
 
 def test_a_late_file_runs_its_own_days_only_and_later_days_would_not_change_by_rerunning(tmp_path, traffic):

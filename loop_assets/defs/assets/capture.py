@@ -8,7 +8,7 @@ import polars as pl
 
 from loop_assets.capture import ingest as capture
 from loop_assets.capture import judge, scoring
-from loop_assets.capture.accounting import files_not_accounted, record_accounting
+from loop_assets.capture.accounting import files_not_accounted, record_accounting, records_of_no_day
 from loop_assets.capture.checks import unscored_traces
 from loop_assets.capture.figures import stored_figures
 from loop_assets.capture.incoming import scan_incoming
@@ -92,6 +92,7 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
         accounting = record_accounting(con, days)
         unaccounted = files_not_accounted(con, plan.listed, scan_incoming(settings.incoming()).ignored)
         stored = {day: stored_figures(con, [day], PREVIEW_ROWS) for day in days}
+        no_day = records_of_no_day(con)
     mode, redaction_counts = _redaction_mode(redacted, plan.read_days)
     add_day_metadata(context, "raw_traces", {day: _trace_figures(f, config.redaction) for day, f in stored.items()})
     add_day_metadata(
@@ -106,7 +107,8 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
         **redaction_counts,
     )
     yield dg.MaterializeResult(asset_key="raw_traces", metadata={**run, "redaction": mode})
-    yield dg.MaterializeResult(asset_key="quarantined_records", metadata=run)
+    # records of files with no day belong to no partition: counted here, over the whole table
+    yield dg.MaterializeResult(asset_key="quarantined_records", metadata={**run, "quarantined_no_day": no_day})
     bad = accounting.filter(~pl.col("ok"))
     if unaccounted.height:
         context.log.error(f"files in the incoming folder whose records are in no table: {unaccounted.rows()}")
