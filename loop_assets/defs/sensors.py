@@ -30,14 +30,6 @@ RANGE_END = "dagster/asset_partition_range_end"
 DAYS_TAG = "eval_loop/days"
 """The days a run covers, shown in the Runs list: "2026-11-16" or "2026-11-16...2026-11-23"."""
 
-coverage_automation = dg.AutomationConditionSensorDefinition(
-    "coverage_automation",
-    target=dg.AssetSelection.groups("report"),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Refreshes suite_coverage after the suite changes (its automation condition: eager).",
-)
-
-
 def days_tag(first: date, last: date) -> dict[str, str]:
     """{DAYS_TAG: ...} for a run over first..last."""
     return {DAYS_TAG: str(first) if first == last else f"{first}...{last}"}
