@@ -54,6 +54,13 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     """Materialise every asset over the day range of the incoming files, as one Dagster run, printing each
     step as it starts and ends with its figures."""
     incoming = _incoming()
+    if not incoming.is_dir():
+        print(
+            f"eval-loop materialize: the incoming folder {incoming} does not exist: create it and put trace files "
+            "in it, or set EVAL_LOOP_INCOMING",
+            file=sys.stderr,
+        )
+        return 2
     days = days_with_data(incoming)
     if not days:
         print(f"no trace records under {incoming}: nothing to materialise", file=sys.stderr)
@@ -428,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     mat = sub.add_parser("materialize", help="run every asset over the days of the incoming files")
     mat.add_argument("--start", help="first day (default: earliest day with data)")
     mat.add_argument("--end", help="last day (default: latest day with data)")
-    mat.add_argument("--log", help="where Dagster's run log goes (default data/logs/)")
+    mat.add_argument("--log", help="file for Dagster's full output (default logs/ beside the warehouse)")
     mat.set_defaults(func=cmd_materialize)
 
     sub.add_parser("summary", help="traffic, failures, quarantine and suite at a glance").set_defaults(func=cmd_summary)
@@ -511,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    except KeyboardInterrupt:  # Ctrl-C reached a Dagster run too: it stops and records itself as failed
+        print(f"\neval-loop {args.command}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `eval-loop stats | head`: the reader has gone, nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

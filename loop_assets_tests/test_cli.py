@@ -121,6 +121,20 @@ def test_a_missing_config_file_is_one_line_and_exit_code_2(tmp_path, monkeypatch
         assert len(err) == 1 and "configuration file" in err[0] and "does not exist" in err[0]
 
 
+def test_materialize_without_its_folders_is_one_line_and_exit_code_2(tmp_path, traffic, monkeypatch, capsys):
+    monkeypatch.setenv("EVAL_LOOP_WAREHOUSE", str(tmp_path / "w.duckdb"))
+    monkeypatch.setenv("EVAL_LOOP_INCOMING", str(tmp_path / "no_incoming"))
+    assert main(["materialize"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the incoming folder" in err[0] and "does not exist" in err[0]
+    monkeypatch.setenv("EVAL_LOOP_INCOMING", str(traffic))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "no_home"))
+    assert main(["materialize"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "DAGSTER_HOME=" in err[0] and "is not a folder" in err[0]
+    assert list(tmp_path.iterdir()) == []  # no warehouse, no log
+
+
 def test_generate_is_deterministic(tmp_path):
     assert main(["generate", "--days", "1", "--per-day", "20", "--out", str(tmp_path / "a")]) == 0
     assert main(["generate", "--days", "1", "--per-day", "20", "--out", str(tmp_path / "b")]) == 0
