@@ -18,6 +18,7 @@ from loop_assets.capture.formats.base import (
     earliest_allowed,
     utc_now,
 )
+from loop_assets.capture.formats.batch import pair_output
 from loop_assets.capture.formats.documents import read_document
 from loop_assets.capture.formats.jsonl import SourceRecord, decoded, read_records
 from loop_assets.capture.incoming import scan_incoming, source_name, trace_kind
@@ -142,6 +143,9 @@ def _read_file(
                 break
     fmt, no_format_reason = file_format(ingest, records_head)
     fmt_name = fmt.name if fmt else None
+    if fmt is not None and fmt.name == "openai_chat" and lines is not None:  # Batch output: add its requests
+        records_head, records, paired = pair_output(path, records_head, records, ingest.max_record_bytes)
+        lines = None if paired else lines  # paired records are read here, not by worker processes
 
     file_start = rows.seq
     pending: list[tuple[Part, SourceRecord, str | None]] = []  # skipped document elements awaiting a row

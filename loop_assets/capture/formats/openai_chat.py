@@ -108,12 +108,14 @@ class OpenAIChatFormat:
     def detect(self, obj: dict[str, Any]) -> bool:
         if not isinstance(obj, dict):
             return False
-        if "messages" in obj or obj.get("object") == "chat.completion":
+        if "messages" in obj or obj.get("object") == "chat.completion" or is_batch_line(obj):
             return True
         return any(isinstance(obj.get(key), dict) and "messages" in obj[key] for key in ("request", "input"))
 
     def normalise(self, obj: dict[str, Any], ingest: IngestConfig, *, now: datetime | None = None) -> list[TraceRow]:
         used: set[str] = set()
+        if is_batch_line(obj):
+            obj = batch_record(obj)
         if obj.get("object") == "chat.completion" and not any(
             isinstance(c, dict) and "messages" in c for c in (obj, obj.get("request"), obj.get("input"))
         ):
@@ -133,6 +135,61 @@ class OpenAIChatFormat:
 
 
 FORMAT = OpenAIChatFormat()
+
+
+# --- OpenAI Batch API files -----------------------------------------------------------------------
+
+
+def is_batch_line(obj: Any) -> bool:
+    """A line of a Batch API input file (`{custom_id, method, url, body}`) or of its output or error file
+    (`{id, custom_id, response: {status_code, request_id, body} | null, error}`)."""
+    return (
+        isinstance(obj, dict)
+        and "custom_id" in obj
+        and (("response" in obj and "error" in obj) or ("url" in obj and isinstance(obj.get("body"), dict)))
+    )
+
+
+def batch_record(obj: dict[str, Any]) -> dict[str, Any]:
+    """A Batch API output or error line as a chat log record: the answer from `response.body`, the
+    request from `request` (the input file's `body` for the same `custom_id`, which capture adds when
+    the input file lies beside the output file), the time from the answer's `created`."""
+    custom = obj.get("custom_id")
+    if "url" in obj and "response" not in obj:
+        raise RecordError(
+            "no_trace",
+            f"a Batch API request line (custom_id {custom!r}): a request with no answer and no time; its answer "
+            "is a line of the batch's output file, read together with this file",
+        )
+    response = obj.get("response") if isinstance(obj.get("response"), dict) else {}
+    body = response.get("body") if isinstance(response.get("body"), dict) else {}
+    status = response.get("status_code")
+    record: dict[str, Any] = {
+        "id": obj.get("id") or custom,
+        "batch": {k: v for k, v in obj.items() if k not in ("id", "response", "error", "request")},
+    }
+    if response:
+        record["batch"]["response"] = {k: v for k, v in response.items() if k != "body"}
+    if body.get("created") is not None:
+        record["created"] = body["created"]
+    error = obj.get("error")
+    if isinstance(status, int) and status >= 400:
+        error = error or body.get("error") or f"HTTP {status}"
+    elif body:
+        record["response"] = body
+    if error:
+        record["error"] = error
+    request = obj.get("request")
+    if isinstance(request, dict) and "messages" in request:
+        record["request"] = request
+    elif "messages" not in body:
+        where = "its request" if record.get("response") else "its request and its time"
+        raise RecordError(
+            "missing_field",
+            f"a Batch API output line (custom_id {custom!r}) without {where}: they are in the batch input "
+            "file (the line with the same custom_id); put that file beside this one, in the same folder",
+        )
+    return record
 
 
 def _normalise(obj: dict[str, Any], ingest: IngestConfig, ts: datetime, used: set[str]) -> TraceRow:
