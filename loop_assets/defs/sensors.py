@@ -30,6 +30,7 @@ RANGE_END = "dagster/asset_partition_range_end"
 DAYS_TAG = "eval_loop/days"
 """The days a run covers, shown in the Runs list: "2026-11-16" or "2026-11-16...2026-11-23"."""
 
+
 def days_tag(first: date, last: date) -> dict[str, str]:
     """{DAYS_TAG: ...} for a run over first..last."""
     return {DAYS_TAG: str(first) if first == last else f"{first}...{last}"}
@@ -46,6 +47,14 @@ def contiguous_ranges(days: set[date]) -> list[tuple[date, date]]:
     return ranges
 
 
+def partition_bounds() -> tuple[date, date]:
+    """The first and the last day partition that exists now."""
+    return (
+        date.fromisoformat(daily_partitions.get_first_partition_key()),
+        date.fromisoformat(daily_partitions.get_last_partition_key()),
+    )
+
+
 def run_requests(days_of: dict[str, set[date]], versions: dict[str, str]) -> list[dg.RunRequest]:
     """One run per contiguous range of the files' days, oldest first, each naming its days and files.
 
@@ -54,8 +63,7 @@ def run_requests(days_of: dict[str, set[date]], versions: dict[str, str]) -> lis
     neither change nor need re-running. A day without a partition (before partitions_start, or
     tomorrow's traffic) is left to the run of that day.
     """
-    first = date.fromisoformat(daily_partitions.get_first_partition_key())
-    last = date.fromisoformat(daily_partitions.get_last_partition_key())
+    first, last = partition_bounds()
     wanted = {day for days in days_of.values() for day in days if first <= day <= last}
     requests = []
     for start, end in contiguous_ranges(wanted):
@@ -148,6 +156,10 @@ def new_trace_files(
     requests = run_requests({n: d for n, d in days_of.items() if d}, {n: v.key for n, v in watch.ready.items()})
     for request in requests:
         context.log.info(f"days {request.tags[DAYS_TAG]}: {request.tags['eval_loop/files']}")
+    first, last = partition_bounds()
+    outside = sorted({str(d) for days in days_of.values() for d in days if not first <= d <= last})
+    if outside:
+        notes.append(f"days without a partition yet, left to the run of that day: {', '.join(outside)}")
     if not requests:
-        return dg.SensorResult(skip_reason="; ".join(notes) or "no day with a partition", cursor=watch.cursor)
+        return dg.SensorResult(skip_reason="; ".join(notes), cursor=watch.cursor)
     return dg.SensorResult(run_requests=requests, cursor=watch.cursor)
