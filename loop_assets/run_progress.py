@@ -76,6 +76,15 @@ def merged_figures(materializations: list[RunEvent]) -> dict[str, int | float]:
     return merged
 
 
+def same_every_day(per_day: list[dict[str, int | float]]) -> dict[str, int | float]:
+    """Figures with one value on every day of a range: said once, so that a run-wide figure (the suite's
+    size now) is never read as each day's own."""
+    if len(per_day) < 2:
+        return {}
+    first, *others = per_day
+    return {k: v for k, v in first.items() if all(k in d and d[k] == v for d in others)}
+
+
 class ProgressPrinter:
     """Turns a run's events into lines on `out`; call `tick()` between polls and `close()` at the end."""
 
@@ -177,11 +186,17 @@ class ProgressPrinter:
             figures = format_figures(merged_figures(events))
             self._line(f"{self._head(step)}  {said}" + (f": {figures}" if figures else ""))
         else:
-            days = f" ({len(by_partition)} days)" if by_partition else ""
+            per_day = {
+                day: merged_figures(found) for day, found in sorted(by_partition.items(), key=lambda kv: str(kv[0]))
+            }
+            same = same_every_day(list(per_day.values()))
+            days = (
+                f" ({len(per_day)} days" + (f"; every day: {format_figures(same)})" if same else ")") if per_day else ""
+            )
             self._line(f"{self._head(step)}  {said}{days}")
-            for partition, partition_events in sorted(by_partition.items(), key=lambda kv: str(kv[0])):
-                figures = format_figures(merged_figures(partition_events)) or "no figures"
-                self._line(f"    {partition or '-'}  {figures}")
+            for day, figures in per_day.items():
+                rest = {k: v for k, v in figures.items() if k not in same}
+                self._line(f"    {day or '-'}  {format_figures(rest) or '(as above)'}")
         for check in self.failed_checks.pop(step, []):
             where = f" for {check.partition}" if check.partition else ""
             self._line(f"    check {check.message} on {check.asset}{where} FAILED")

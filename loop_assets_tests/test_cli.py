@@ -156,12 +156,20 @@ def step_blocks(out: str) -> dict[str, list[str]]:
     return blocks
 
 
+def figures(text: str) -> dict[str, float]:
+    """{"traces": 1500.0, "files": 2.0} from "traces 1,500, files 2"."""
+    pairs = (f.rsplit(" ", 1) for f in text.split(", ") if " " in f)
+    return {k: float(v.replace(",", "")) for k, v in pairs}
+
+
 def day_figures(block: list[str]) -> dict[str, dict[str, float]]:
-    """{day: {figure: value}} from a step's per-day lines ("2026-11-16  traces 1,500, files 2")."""
+    """{day: {figure: value}} from a step's per-day lines ("2026-11-16  traces 1,500, files 2") and the
+    figures its done line says are the same every day ("... (8 days; every day: files 1)")."""
+    every_day = figures(block[0].split("every day: ", 1)[1].rstrip(")")) if "every day: " in block[0] else {}
     out = {}
     for line in block[1:]:
-        day, _, figures = line.partition("  ")
-        out[day] = {k: float(v.replace(",", "")) for k, v in (f.rsplit(" ", 1) for f in figures.split(", "))}
+        day, _, text = line.partition("  ")
+        out[day] = {**every_day, **figures(text)}
     return out
 
 

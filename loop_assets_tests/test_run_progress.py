@@ -46,6 +46,19 @@ def test_a_range_prints_each_days_own_figures_under_the_step_line():
     ]
 
 
+def test_a_figure_with_one_value_on_every_day_is_said_once_not_as_each_days_own():
+    p, out, _ = printer()
+    p.handle(RunEvent("step_start", step="eval_suite"))
+    p.handle(materialization("eval_suite", "2026-11-16", step="eval_suite", suite_now_size=52, promoted=13))
+    p.handle(materialization("eval_suite", "2026-11-17", step="eval_suite", suite_now_size=52, promoted=4))
+    p.handle(RunEvent("step_success", step="eval_suite", seconds=1.9))
+    assert out.getvalue().splitlines()[1:] == [
+        f"eval_suite         {DAYS}  done in 1.9s (2 days; every day: suite_now_size 52)",
+        "    2026-11-16  promoted 13",
+        "    2026-11-17  promoted 4",
+    ]
+
+
 def test_one_partition_folds_its_figures_into_the_step_line_and_leaves_out_zeros_after_the_first():
     p, out, _ = printer()
     p.handle(RunEvent("step_start", step="scored_traces"))
