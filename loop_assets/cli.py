@@ -153,10 +153,18 @@ def _release(instance, when: str) -> int:
     return len(released)
 
 
-def _run_watched(command: list[str], handle, log: Path, instance, printer: ProgressPrinter, env) -> int:
+def _run_watched(
+    command: list[str],
+    handle,
+    log: Path,
+    instance,
+    printer: ProgressPrinter | None = None,
+    env: dict[str, str] | None = None,
+) -> int:
     """Run one `dagster` command with its output in `log`; print its run's steps, figures and progress as
     they happen (from the instance's event log), and say on stderr what it waits for: the pool slot
     another run holds (freeing it when that run's process is gone) or the warehouse's lock."""
+    printer = printer or ProgressPrinter(sys.stdout, "")
     handle.flush()
     watcher = _Watcher(log, instance, offset=log.stat().st_size, before_saying=printer.close)
     proc = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
