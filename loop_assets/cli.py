@@ -16,9 +16,6 @@ from pathlib import Path
 from loop_assets.run_progress import ProgressPrinter, run_id_in_log_line
 from loop_assets.warehouse import warehouse_path
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-
 
 def _incoming() -> Path:
     return Path(os.environ.get("EVAL_LOOP_INCOMING", "data/incoming"))
@@ -44,10 +41,6 @@ def days_with_data(incoming: Path) -> list[date]:
 
     ingest = load_config().ingest
     return sorted(set().union(*(entry_days(entry, ingest) for entry in scan_incoming(incoming).entries)))
-
-
-DAYS_TAG = "eval_loop/days"
-"""Run tag naming the days a `materialize` run covers (FIRST...LAST, or one day), shown in the Runs list."""
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
@@ -94,9 +87,11 @@ def run_log_path(first: str, last: str) -> Path:
 
 def _materialize(first: str, last: str, label: str, home: str, log: Path, kept: bool) -> int:
     from loop_assets.defs.jobs import loop_job
+    from loop_assets.defs.sensors import DAYS_TAG, RANGE_END, RANGE_START
 
     dagster = str(Path(sys.executable).with_name("dagster"))
-    tags = {RANGE_START_TAG: first, RANGE_END_TAG: last, DAYS_TAG: label}
+    # the tags the sensor gives its runs: the range the run covers, and its days as the Runs list shows them
+    tags = {RANGE_START: first, RANGE_END: last, DAYS_TAG: label}
     runs = [
         # the loop for every day in the range, in order, as one run of the job the sensor launches
         (label, [dagster, "job", "execute", "-m", "loop_assets.definitions", "-j", loop_job.name,

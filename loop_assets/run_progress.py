@@ -23,6 +23,23 @@ RUN_ID_IN_LOG = re.compile(r" - ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}
 """The run id in a line of Dagster's console log: `<time> - dagster - <LEVEL> - <job> - <run_id> - ...`."""
 
 
+COUNT_OF_TOTAL = re.compile(r"(\d[\d,]*) of (\d[\d,]*)")
+BAR_WIDTH = 20
+
+
+def with_bar(text: str) -> str:
+    """A progress line with a bar when it says "N of M" ("embedding 2,000 of 31,534 texts")."""
+    found = COUNT_OF_TOTAL.search(text)
+    if not found:
+        return text
+    done, total = (int(g.replace(",", "")) for g in found.groups())
+    if total <= 0:
+        return text
+    share = min(max(done / total, 0.0), 1.0)
+    filled = round(share * BAR_WIDTH)
+    return f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {share:4.0%}  {text}"
+
+
 def run_id_in_log_line(line: str) -> str | None:
     found = RUN_ID_IN_LOG.search(line)
     return found[1] if found else None
@@ -158,7 +175,7 @@ class ProgressPrinter:
         if text.startswith(PROGRESS_PREFIX):
             self.last_progress = text[len(PROGRESS_PREFIX) :].strip()
             if self.tty:
-                self._draw(f"{self._head(event.step)}  {self.last_progress}")
+                self._draw(f"{self._head(event.step)}  {with_bar(self.last_progress)}")
             else:
                 self._line(f"{self._head(event.step)}  {self.last_progress}")
         elif event.level >= WARNING_LEVEL:
@@ -215,7 +232,7 @@ class ProgressPrinter:
         now = self.clock()
         elapsed = now - self.step_started
         if self.tty:
-            extra = f" · {self.last_progress}" if self.last_progress else ""
+            extra = f" · {with_bar(self.last_progress)}" if self.last_progress else ""
             self._draw(f"{self._head(self.step)}  running {elapsed:.0f}s{extra}")
         elif now - self.last_line_at >= self.still_running_seconds:
             self._line(f"{self._head(self.step)}  still running after {elapsed:.0f}s")

@@ -107,8 +107,9 @@ def test_on_a_terminal_progress_is_one_line_redrawn_in_place():
     p.handle(RunEvent("step_success", step="failure_clusters", seconds=5.0))
     p.close()
     text = out.getvalue()
-    assert "\r\x1b[2Kfailure_clusters   " + DAYS + "  embedding 2,000 of 31,534 texts" in text
-    assert "running 5s · embedding 2,000 of 31,534 texts" in text
+    bar = "[#...................]   6%  embedding 2,000 of 31,534 texts"
+    assert f"\r\x1b[2Kfailure_clusters   {DAYS}  {bar}" in text
+    assert f"running 5s · {bar}" in text
     assert text.endswith(f"\r\x1b[2Kfailure_clusters   {DAYS}  done in 5.0s\n")
     assert text.count("\n") == 2  # progress never left a line behind
 
