@@ -21,6 +21,7 @@ from loop_assets.capture.formats.base import (
 from loop_assets.capture.formats.batch import pair_output
 from loop_assets.capture.formats.documents import read_document
 from loop_assets.capture.formats.jsonl import SourceRecord, decoded, read_records
+from loop_assets.capture.formats.otlp_logs import pair_logs
 from loop_assets.capture.incoming import scan_incoming, source_name, trace_kind
 from loop_assets.capture.records import file_format, read_one, refuse
 from loop_assets.capture.routing import assemble
@@ -146,6 +147,11 @@ def _read_file(
     if fmt is not None and fmt.name == "openai_chat" and lines is not None:  # Batch output: add its requests
         records_head, records, paired = pair_output(path, records_head, records, ingest.max_record_bytes)
         lines = None if paired else lines  # paired records are read here, not by worker processes
+    if fmt is not None and fmt.name in ("otel_genai", "openinference"):  # spans: add their GenAI log events
+        is_doc = document if document is not None else trace_kind(path.name) == "document"
+        records_head, records, _ = pair_logs(
+            path, records_head, records, document=is_doc, max_record_bytes=ingest.max_record_bytes
+        )
 
     file_start = rows.seq
     pending: list[tuple[Part, SourceRecord, str | None]] = []  # skipped document elements awaiting a row

@@ -62,6 +62,7 @@ from loop_assets.capture.formats.otlp import (
     attribute_keys,
     indexed,
     is_envelope,
+    is_logs_envelope,
     json_attr,
 )
 
@@ -397,7 +398,7 @@ class OtelGenAIFormat(SpanFormat):
     )
 
     def detect(self, obj: dict[str, Any]) -> bool:
-        if is_envelope(obj):
+        if is_envelope(obj) or is_logs_envelope(obj):
             return True
         return any(k.startswith("gen_ai.") for k in attribute_keys(obj))
 

@@ -263,6 +263,14 @@ def is_envelope(obj: Any) -> bool:
     return isinstance(obj, dict) and any(isinstance(obj.get(k), list) for k in RESOURCE_KEYS)
 
 
+LOG_KEYS = ("resourceLogs", "resource_logs")
+
+
+def is_logs_envelope(obj: Any) -> bool:
+    """An OTLP/JSON log export request: GenAI log events are read with their spans (`otlp_logs`)."""
+    return isinstance(obj, dict) and any(isinstance(obj.get(k), list) for k in LOG_KEYS)
+
+
 def is_trace_bundle(obj: Any) -> bool:
     """A trace as the Phoenix CLI writes it (`px trace get <id>`, each element of `px traces`):
     `{"traceId", "spans": [span objects], "rootSpan", "annotations", ...}`."""
@@ -812,6 +820,9 @@ class SpanFormat:
             return split_envelope(obj, lambda span: classify_span(span, self.convention)[1])
         if is_trace_bundle(obj):
             return split_bundle(obj, lambda span: classify_span(span, self.convention)[1])
+        if is_logs_envelope(obj):
+            skip = "OTLP log records: their GenAI events are read with their spans (in this file or beside it)"
+            return [Part(obj, skip=skip, label="log export request")]
         try:
             span = span_from_object(obj)
         except RecordError:
