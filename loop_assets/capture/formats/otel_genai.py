@@ -87,7 +87,8 @@ NO_CONTENT = (
     "instrumentations (opentelemetry-instrumentation-openai-v2 and others) need "
     "OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental and "
     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY (or SPAN_AND_EVENT) to put it on spans "
-    "(=true without the opt-in sends it to log events, which a span export does not hold); OpenLLMetry "
+    "(=true without the opt-in sends it to log events: export those logs too, into this file or its folder, "
+    "and they are read with their spans); OpenLLMetry "
     "TRACELOOP_TRACE_CONTENT=true; the Vercel AI SDK experimental_telemetry recordInputs/recordOutputs"
 )
 
