@@ -59,6 +59,15 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         print(f"no trace records under {incoming}: nothing to materialise", file=sys.stderr)
         return 1
     first, last = (args.start or str(days[0])), (args.end or str(days[-1]))
+    for name, value in (("--start", first), ("--end", last)):
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            print(f"eval-loop materialize: {name} must be a day YYYY-MM-DD, got {value!r}", file=sys.stderr)
+            return 2
+    if first > last:
+        print(f"eval-loop materialize: --start {first} is after --end {last}", file=sys.stderr)
+        return 2
     label = first if first == last else f"{first}...{last}"
     home = os.environ.get("DAGSTER_HOME")
     if home and not Path(home).is_dir():

@@ -121,7 +121,9 @@ def test_a_missing_config_file_is_one_line_and_exit_code_2(tmp_path, monkeypatch
         assert len(err) == 1 and "configuration file" in err[0] and "does not exist" in err[0]
 
 
-def test_materialize_without_its_folders_is_one_line_and_exit_code_2(tmp_path, traffic, monkeypatch, capsys):
+def test_materialize_without_its_folders_or_with_bad_days_is_one_line_and_exit_code_2(
+    tmp_path, traffic, monkeypatch, capsys
+):
     monkeypatch.setenv("EVAL_LOOP_WAREHOUSE", str(tmp_path / "w.duckdb"))
     monkeypatch.setenv("EVAL_LOOP_INCOMING", str(tmp_path / "no_incoming"))
     assert main(["materialize"]) == 2
@@ -132,6 +134,11 @@ def test_materialize_without_its_folders_is_one_line_and_exit_code_2(tmp_path, t
     assert main(["materialize"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "DAGSTER_HOME=" in err[0] and "is not a folder" in err[0]
+    monkeypatch.delenv("DAGSTER_HOME")
+    for days, said in ((["--start", "monday"], "--start must be a day"), (["--end", "2000-01-01"], "is after --end")):
+        assert main(["materialize", *days]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0]
     assert list(tmp_path.iterdir()) == []  # no warehouse, no log
 
 

@@ -53,7 +53,7 @@ EXPORTERS: dict[str, Exporter] = {
     "openai-evals": Exporter(
         "openai-evals",
         openai_evals.SUFFIX,
-        "OpenAI Evals samples (input, ideal)",
+        "OpenAI Evals samples (input; ideal when the case has a reference)",
         openai_evals.write,
         openai_evals.read,
     ),
