@@ -18,9 +18,19 @@ logged it:
   "id": [..., "HumanMessage"], "kwargs": {...}}`, `{"type": "human", "content"|"data": ...}`), a
   batch of them (`[[...]]`, the first prompt is read), Anthropic content blocks (`tool_use`,
   `tool_result`), `{"prompt": "..."}`/`{"prompts": [...]}`, or plain text (one user message).
+  Also: OpenAI Responses API input items (`function_call` -> an assistant turn with tool calls,
+  consecutive ones merged; `function_call_output` -> a `role: tool` message; `reasoning` left out),
+  Google GenAI `generate_content` arguments (`contents`, `config.system_instruction`), Vercel AI SDK
+  messages (`tool-call` / `tool-result` parts), tool calls in LangChain's `additional_kwargs`, a
+  `system` / `instructions` text beside the messages, and a tool result logged with the tool's name
+  as its role (Langfuse's LangChain ToolMessage) as a `role: tool` message.
 - `output_from` reads an answer: text, an OpenAI response (`choices`), a LangChain `LLMResult`
-  (`generations`), a message, or `{"output"|"text"|"completion"|"content": ...}`; anything else is
-  kept as its JSON text.
+  (`generations`), a message, an OpenAI Responses API response (`output` items), a Gemini
+  `GenerateContentResponse` (`candidates`), Vercel tool calls (`[{toolCallId, toolName, input}]`),
+  or `{"output"|"text"|"completion"|"content": ...}`; anything else is kept as its JSON text.
+- `finish_reason_of` puts other providers' finish reasons in OpenAI's words (`max_tokens`,
+  `MAX_TOKENS`, `max_output_tokens` -> `length`; `end_turn`, `STOP` -> `stop`; `tool_use`,
+  `tool-calls` -> `tool_calls`; safety stops -> `content_filter`), so the truncation scorer reads them.
 - `feedback_columns` turns scores/feedback/evaluations into the feedback columns (see there).
 """
 

@@ -10,9 +10,15 @@ Records (one per JSONL line, or per element of a `.json` array, or an API page `
 - a trace with its observations (`/api/public/traces/{id}`): `{"id", "timestamp", "name",
   "userId", "sessionId", "metadata", "tags", ..., "observations": [...], "scores": [...]}`. Each
   observation is an item; the trace's fields travel with each (`metadata.trace`).
+- a trace download (the UI's and the API's): `{"trace": {..., "scores", "observations": [stubs]},
+  "observations": [...]}`. The top-level observations are complete (input and output, often as JSON
+  text); the trace's own list may repeat them without content, so each observation is read once,
+  from its complete copy (paths `observations[i]`, else `trace.observations[j]`).
 
 Only GENERATION observations are LLM calls: one row each, `trace_id` = `traceId`, `span_id` = the
-observation `id`. Other observations (SPAN, EVENT, AGENT, TOOL, ...) are skipped and listed; a record
+observation `id`. A GENERATION whose child is a GENERATION only wraps it (the Vercel AI SDK's
+`ai.generateText` around `ai.generateText.doGenerate`): it is skipped, naming the inner one, so one
+call gives one row. Other observations (SPAN, EVENT, AGENT, TOOL, ...) are skipped and listed; a record
 with no GENERATION (a lone SPAN observation, a trace that lists only observation ids, a lone score)
 is quarantined as `no_trace`, saying what it held.
 
@@ -33,10 +39,15 @@ Fields:
   observation (`scores`) and those of a nested trace whose `observationId` is this generation; every
   other score of the trace (trace-level ones without `observationId`, such as a `user-feedback` score
   on the whole conversation, marked `"scope": "trace"`, and scores of its SPAN observations) goes
-  with the trace's last GENERATION by start time, the answer the user saw. Each becomes `{"name", "value", "label":
-  stringValue, "comment", "source", "dataType", ...}` (a BOOLEAN value as true/false); thumbs and
-  rating as `chat.feedback_columns` decides; a CORRECTION score is the corrected_output.
-- metadata: the observation's `metadata` (its keys at the top), every other field not read above
+  with the trace's last GENERATION by start time whose time, input and output can be read, the
+  answer the user saw: a trace keeps its scores whichever of its calls are rejected. Each becomes
+  `{"name", "value", "label": stringValue, "comment", "source", "dataType", ...}` (a BOOLEAN value
+  as true/false); thumbs and rating as `chat.feedback_columns` decides; a CORRECTION score is the
+  corrected_output.
+- usage (metadata.usage): `usageDetails` (or `usage`) as `input_tokens`/`output_tokens`/`total_tokens`
+  (`base.usage_of`); the logged object, when it differs, as `record.usage`.
+- metadata: the observation's `metadata` (its keys at the top; JSON text is decoded), every other
+  field not read above
   (name, usage, costs, model parameters, prompt, level, parent observation ...), the trace's fields
   under `trace`, and the answer's tool calls.
 """

@@ -5,7 +5,11 @@ A record is a run: `{"id", "name", "run_type": "llm" | "chain" | "tool" | "retri
 {"invocation_params", "metadata", ...}, "trace_id", "parent_run_id", "dotted_order", "session_id",
 "session_name", "tags", "feedback_stats", ...}`, optionally with `feedback` (a list of feedback
 records) and `child_runs` (a run tree, as `RunTree`/`Run.child_runs` export it). The API page shape
-`{"runs": [...]}` is read as an array (see `formats.documents`).
+`{"runs": [...]}` is read as an array (see `formats.documents`). The SDKs' batch-ingest payload
+`{"post": [run starts], "patch": [run ends]}` (Python and JS; the JS SDK writes epoch milliseconds)
+gives each run once: its `post` with its `patch` (end_time, outputs, error, events) laid over it,
+matched by `id`, else by `dotted_order`; a patch whose start is not in the payload is quarantined
+(`missing_field`) saying so.
 
 Only `run_type == "llm"` runs are LLM requests: one row each, `trace_id` = `trace_id` (the root run's
 id; the run's own `id` when absent), `span_id` = the run `id`. Every run of a tree is an item; chain,
@@ -23,8 +27,11 @@ Fields:
   message, `generation_info.finish_reason`), an OpenAI response (`choices`), `{"output": ...}`, ...;
   tool calls go to metadata.tool_calls; the rest of outputs (llm_output, usage, ids) stays in
   metadata.outputs.
-- model: `extra.invocation_params.model` / `model_name`, `extra.metadata.ls_model_name`,
-  `outputs.llm_output.model_name`, the response's `model`, `inputs.model`.
+- model: the one that answered first (`outputs.model`, `outputs.llm_output.model_name`,
+  `outputs.response_metadata.model_name`), then the one asked for (`extra.invocation_params.model` /
+  `model_name`, `extra.metadata.ls_model_name`, `inputs.model`).
+- usage (metadata.usage): `outputs.usage_metadata`, `outputs.usage` or `llm_output.token_usage` as
+  `input_tokens`/`output_tokens`/`total_tokens`.
 - error: `error` (LangSmith keeps the error text and traceback there); output_text is null when the
   run logged no output.
 - app: `extra.metadata.app` (or `metadata.app`), else the `session_name` (the tracing project), else

@@ -21,7 +21,8 @@ as absent):
 - trace_id: `id`, `trace_id`, `request_id` (a string or an integer); without one, `h_` + the first
   32 hex digits of the sha256 of the record's canonical JSON, so a redelivered record gets the
   same id. span_id: `span_id`, when present.
-- ts: `timestamp`, `ts`, `created_at`, `start_time`, `created`, then `response.created`. ISO 8601
+- ts: `timestamp`, `ts`, `created_at`, `start_time`, `startTime` (LiteLLM), `created`, then
+  `response.created`. ISO 8601
   with `Z` or an offset (converted to UTC); naive ISO text is taken as UTC; numbers (or numeric
   text) are epoch seconds, milliseconds above 1e11, microseconds above 1e14, nanoseconds above
   1e17. Booleans, objects and arrays are `wrong_type`; a timestamp before
@@ -42,11 +43,23 @@ as absent):
 - model: `response.model` (the model that answered), `model`, `request.model`.
 - app: `app`, `metadata.app`, else "default".
 - latency_ms: `latency_ms`, `duration_ms` (milliseconds), `latency` (seconds), else
-  `end_time`/`ended_at`/`completed_at` minus ts. Numbers or numeric text; anything else is
+  `end_time`/`ended_at`/`completed_at`/`endTime` minus ts. Numbers or numeric text; anything else is
   `wrong_type`, a negative latency `invalid_value`.
 - error: a string as is; an object as "type code: message" (the parts present; `msg`/`detail`
   stand in for `message`; an OpenAI error body `{"error": {...}}` is unwrapped); false/""/null: no
-  error.
+  error. LiteLLM: `error_str`, else `error_information.error_message` when `status` is "failure".
+- no output logged and the messages end with an assistant turn after a user (or tool) turn (an
+  OpenAI fine-tuning line `{"messages": [..., answer]}`, a conversation logged whole): that turn is
+  the answer and the request is the turns before it (metadata `answer_from`). A fine-tuning line has
+  no timestamp: it is quarantined saying so.
+- an OpenAI stored completion (`{"object": "chat.completion", ...}` as List Chat Completions gives
+  it) holds no request: quarantined, naming the endpoint that returns its messages.
+- OpenAI Batch API lines: an output or error line (`{id, custom_id, response: {status_code, body},
+  error}`) is read as `response.body` with the request capture adds from the input file beside it
+  (`formats.batch`); trace_id is the line's `id`, the rest under metadata.batch. A request line of
+  the input file is `no_trace`.
+- usage (metadata.usage): `response.usage`, `usage` or LiteLLM's top-level counts as
+  `input_tokens`/`output_tokens`/`total_tokens`.
 - feedback: stored as logged (JSON). feedback_thumbs from `thumbs` ("up"/"down" and synonyms such as
   "thumbs_up", "positive", "👍"; true/false; 1/-1), else from `score` (true/false; 1 up; 0 or -1
   down); a bare string/boolean/number feedback is read as thumbs. feedback_rating from `rating`

@@ -22,7 +22,8 @@ What the OpenInference attributes give:
   log them, or plain text as one user message). `input.value`/`output.value` are the same exchange
   serialised once more; they are read when the message attributes are absent and not stored again.
 - output_text: the first `llm.output_messages` message's text (its tool calls go to
-  metadata.tool_calls), else `output.value` (a JSON answer, or the text itself).
+  metadata.tool_calls), else `output.value` (a JSON answer, or the text itself). An `output.value`
+  that cannot be read beside complete output messages is kept in metadata, not a reason to reject.
 - finish_reason: from `output.value` (`finish_reason`, `choices[0].finish_reason`) when it logs one;
   OpenInference has no finish reason attribute.
 - model: `llm.model_name`, else the `model` of `llm.invocation_parameters`.
@@ -32,8 +33,9 @@ What the OpenInference attributes give:
 - feedback: every span evaluation and annotation, `evaluations.{i}.evaluation.*`,
   `annotations.{i}.annotation.*`, their `trace.` forms, and a single unindexed `evaluation.*` /
   `annotation.*` (`name`, `score`, `label`, `explanation`, `annotator_kind`, `identifier`,
-  `metadata`) is a score (`{"name", "value": score, "label", "comment": explanation, "source":
-  annotator_kind, ...}`); thumbs and rating as `chat.feedback_columns` decides.
+  `metadata`, or Phoenix's `result.{score,label,explanation}`) is a score (`{"name", "value": score,
+  "label", "comment": explanation, "source": annotator_kind, ...}`); so are the annotations that come
+  with a Phoenix span object (see `otlp`); thumbs and rating as `chat.feedback_columns` decides.
 """
 
 from __future__ import annotations

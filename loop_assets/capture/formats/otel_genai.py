@@ -8,7 +8,9 @@ kept; every other span (agent, tool, embeddings, HTTP ...) is skipped and listed
 no LLM span at all is quarantined as `no_trace`.
 
 An LLM span is one whose `gen_ai.operation.name` is `chat`, `text_completion` or `generate_content`;
-without an operation name, one that logs GenAI message content or a `gen_ai.request.model`. A span
+without an operation name, one that logs GenAI message content or a `gen_ai.request.model`. Vercel AI
+SDK spans (`ai.operationId`): the provider calls `*.doGenerate` / `*.doStream` are the LLM spans; the
+`ai.generateText`-like spans that wrap them, and `ai.embed*`, are skipped. A span
 with OpenInference attributes instead (`openinference.span.kind` = LLM) is read by the
 OpenInference convention (files that mix instrumentations), noted as metadata.convention.
 
@@ -19,17 +21,24 @@ What the GenAI attributes give:
   message with `tool_call_id`, images, others kept), after a system message made of
   `gen_ai.system_instructions` when present. Older instrumentations: flattened
   `gen_ai.prompt.{i}.role` / `.content` / `.tool_calls.{k}.*` / `.tool_call_id` (OpenLLMetry), a
-  `gen_ai.prompt` attribute (JSON messages or text), or a `gen_ai.content.prompt` event carrying
-  `gen_ai.prompt`. None of these: `missing_field` (message content capture may be off,
-  `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`).
+  `gen_ai.prompt` attribute (JSON messages or text; OpenLit's "role: text" lines are split into
+  messages), or a `gen_ai.content.prompt` event carrying `gen_ai.prompt`; the
+  `gen_ai.client.inference.operation.details` event's attributes; the per-message events
+  `gen_ai.system.message` / `gen_ai.user.message` / `gen_ai.assistant.message` / `gen_ai.tool.message`
+  (Semantic Kernel 1.55+ as span events, or log events paired by `otlp_logs`); Vercel
+  `ai.prompt.messages`. None of these: `missing_field`, naming the settings that turn content
+  capture on (`NO_CONTENT`).
 - output_text: the first message of `gen_ai.output.messages` (its text parts; tool calls go to
   metadata.tool_calls); else `gen_ai.completion.{i}.*`, a `gen_ai.completion` attribute, or a
-  `gen_ai.content.completion` event. Further output messages (n > 1) stay in metadata.attributes.
+  `gen_ai.content.completion` event, Vercel `ai.response.text` / `ai.response.object` /
+  `ai.response.toolCalls`, or a `gen_ai.choice` event. Further output messages (n > 1) stay in
+  metadata.attributes.
 - finish_reason: `gen_ai.response.finish_reasons[0]`, else the output message's `finish_reason`
   (as logged: the convention says `tool_call` where OpenAI says `tool_calls`).
-- model: `gen_ai.response.model`, else `gen_ai.request.model`.
-- usage: every `gen_ai.usage.*` attribute (input_tokens, output_tokens, and the older
-  prompt_tokens/completion_tokens) under metadata.usage.
+- model: `gen_ai.response.model`, else `gen_ai.request.model`, else Vercel `ai.response.model`,
+  `ai.model.id`.
+- usage: the `gen_ai.usage.*` attributes (else Vercel's `ai.usage.*`) under metadata.usage, as
+  `input_tokens`/`output_tokens` (the older prompt_tokens/completion_tokens renamed).
 - feedback: each `gen_ai.evaluation.result` event (`gen_ai.evaluation.name`,
   `gen_ai.evaluation.score.value`, `gen_ai.evaluation.score.label`, `gen_ai.evaluation.explanation`)
   and `gen_ai.evaluation.*` attributes on the span are scores; thumbs and rating as

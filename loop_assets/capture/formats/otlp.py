@@ -19,6 +19,15 @@ Spans arrive in three shapes, all accepted by both span formats:
 3. A flat attribute map: the span's attributes alone, with the span keys of shape 2 (`trace_id`,
    `span_id`, `start_time`, `end_time`, `status_code`, ...) beside them when known.
 
+Also read as span objects: the Python SDK's `ReadableSpan.to_json()` (`0x`-prefixed ids, `kind`
+"SpanKind.CLIENT", `status: {status_code, description}`), a JavaScript `ReadableSpan` as JSON
+(`spanContext: {traceId, spanId}`, `parentSpanContext`, times as HrTime `[seconds, nanoseconds]`),
+and the Phoenix CLI's trace (`px trace get`, each element of `px traces`: `{"traceId", "spans":
+[...], "annotations"}`), whose spans are items. Phoenix annotations that come with a span
+(`annotations: [{name, annotator_kind, result: {label, score, explanation}}]`) are scores; the
+trace's own go to its last LLM span. An OTLP/JSON log export request (`resourceLogs`) is no call
+(its GenAI events are read with their spans, see `otlp_logs`).
+
 What is read from the span itself (the conventions read the attributes, see `otel_genai` and
 `openinference`):
 
@@ -32,7 +41,8 @@ What is read from the span itself (the conventions read the attributes, see `ote
   event, else the status message, else `error.type`, else "error". output_text is null when such a
   call logged no output.
 - app: the resource attribute `service.name` (for shapes 2 and 3, a `service.name` key or a
-  `resource` map); the SDK default `unknown_service...` counts as unset; else "default".
+  `resource` map); the SDK default `unknown_service...` counts as unset; else the Vercel AI SDK's
+  `ai.telemetry.metadata.app` or `ai.telemetry.functionId`; else "default".
 - metadata: `span_name`, `span_kind`, `parent_span_id`, `status`, `scope`, `resource` (its other
   attributes), `attributes` (every attribute the convention did not turn into a column), `events`
   (those not read as messages or scores), `usage` (token counts), `tool_calls` of the answer,
