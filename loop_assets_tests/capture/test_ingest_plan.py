@@ -113,3 +113,35 @@ def test_the_fingerprint_follows_what_turns_bytes_into_rows():
     assert ingest_fingerprint(LoopConfig.model_validate({"ingest": {"context_min_chars": 10}})) != fp
     assert ingest_fingerprint(LoopConfig.model_validate({"redaction": {"at_ingest": True}})) != fp
     assert ingest_fingerprint(LoopConfig.model_validate({"scoring": {"latency": {"default_budget_ms": 1}}})) == fp
+
+
+def test_rows_of_no_day_are_stored_by_whichever_run_reads_the_file_and_no_days_replace_deletes_them(incoming, tmp_path):
+    import duckdb
+
+    from loop_assets.capture.accounting import record_accounting
+    from loop_assets.capture.ingest_plan import plan_from_warehouse, store_ingest, stored_versions
+
+    write(incoming / "junk.jsonl", ["{broken", "not json either"], 50)  # no record has a day
+
+    def run(days: list[date], run_id: str):
+        plan = plan_from_warehouse(con, incoming, days, CONFIG)
+        if plan.read_days:
+            result = capture.ingest(
+                incoming, CONFIG.ingest, run_id, set(plan.read_days), NOW, plan.skip_files, plan.first_read
+            )
+            store_ingest(con, plan, result, run_id)
+        return plan
+
+    no_day = "SELECT source_line, ingest_run_id FROM quarantined_records WHERE partition_day IS NULL ORDER BY ALL"
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        run([D1], "r1")  # a run of another day reads the new file and stores its rows under no day
+        assert con.execute(no_day).fetchall() == [(1, "r1"), (2, "r1")]
+        assert "junk.jsonl" in stored_versions(con)
+        assert run([D3], "r2").skip_files >= {"junk.jsonl"}  # unchanged, no day: not read again
+        run([D1, D2, D3], "r3")
+        assert con.execute(no_day).fetchall() == [(1, "r1"), (2, "r1")]  # replacing days leaves them
+        write(incoming / "junk.jsonl", ["{broken", "not json either", "{third"], 20)
+        run([D2], "r4")  # the grown file is read again: its rows replaced, never duplicated
+        assert con.execute(no_day).fetchall() == [(1, "r4"), (2, "r4"), (3, "r4")]
+        [junk] = record_accounting(con, [D2]).filter(pl.col("source_file") == "junk.jsonl").to_dicts()
+        assert junk["partition_day"] is None and junk["ok"] and junk["rows_in_file"] == junk["file_records"] == 3
