@@ -198,7 +198,10 @@ def _follow(follower, run_id: str | None, instance, printer: ProgressPrinter):
     try:
         events = follower.poll()
     except Exception as exc:  # never let reporting stop the run; the next poll tries again
-        print(f"cannot read the run's events yet: {exc}", file=sys.stderr)
+        if not getattr(follower, "told", False):  # once, not every half second
+            printer.close()
+            print(f"cannot read the run's events (the run goes on; its log is complete): {exc}", file=sys.stderr)
+            follower.told = True
         return follower
     for event in events:
         printer.handle(event)
