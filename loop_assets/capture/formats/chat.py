@@ -185,6 +185,8 @@ def genai_message(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
         parts = []
     if not isinstance(parts, list):
         raise RecordError("wrong_type", f"`{where}.parts` must be a list, got {json_type(parts)} {show(parts)}")
+    if parts and all(isinstance(p, dict) and "type" not in p for p in parts):  # Gemini parts: {text}, {function_call}
+        return _gemini_content(message, where)
     content: list[Any] = []
     calls: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
@@ -418,6 +420,9 @@ def output_from(value: Any, field: str, depth: int = 0) -> tuple[str | None, str
     if isinstance(value, dict):
         if _is_response(value):
             return _response_output(value)
+        if _is_choice(value):  # one choice, as OTel's gen_ai.choice event body logs it
+            text, finish, calls = output_from(value["message"], f"{field}.message", depth + 1)
+            return text, finish_reason_of(value.get("finish_reason")) or finish, calls
         if isinstance(value.get("candidates"), list):
             return _gemini_output(value)
         if isinstance(value.get("choices"), list) and value["choices"]:
@@ -446,9 +451,11 @@ def output_from(value: Any, field: str, depth: int = 0) -> tuple[str | None, str
         for key in ("output", "text", "completion", "content", "answer", "response"):
             if key in value and value[key] is not None:
                 text, finish, calls = output_from(value[key], f"{field}.{key}", depth + 1)
-                finish = finish or _opt_str(value.get("finish_reason"))
+                finish = finish or finish_reason_of(value.get("finish_reason"))
+                if calls and value.get("finish_reason") == "STOP":  # Gemini stops the same way for calls
+                    finish = "tool_calls"
                 return text, finish, calls
-        return compact_json(value), _opt_str(value.get("finish_reason")), None
+        return compact_json(value), finish_reason_of(value.get("finish_reason")), None
     if isinstance(value, list):
         if not value:
             return "", None, None
@@ -458,6 +465,8 @@ def output_from(value: Any, field: str, depth: int = 0) -> tuple[str | None, str
             return "", "tool_calls", [_vercel_call(v) for v in value]
         if all(isinstance(v, dict) and v.get("type") in RESPONSES_ITEMS for v in value):
             return _response_output({"output": value})
+        if all(_is_choice(v) for v in value):  # choices (gen_ai.choice events): the first is the answer
+            return output_from(value[0], f"{field}[0]", depth + 1)
         messages = [v for v in value if isinstance(v, dict) and (_is_message(v) or "parts" in v)]
         if messages:
             return output_from(messages[-1], f"{field}[-1]", depth + 1)
@@ -584,6 +593,15 @@ def _tool_roles(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             message = make_message("tool", message.get("content"), name=role, tool_call_id=calls[role])
         out.append(message)
     return out
+
+
+def _is_choice(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("message"), dict)
+        and "role" not in value
+        and any(k in value for k in ("index", "finish_reason", "event.name"))
+    )
 
 
 def _is_response(value: dict[str, Any]) -> bool:

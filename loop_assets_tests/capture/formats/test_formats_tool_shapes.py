@@ -243,3 +243,23 @@ def test_a_stored_completion_without_its_request_says_where_the_messages_are():
     with pytest.raises(RecordError) as caught:
         norm("openai_chat", {"object": "chat.completion", "id": "chatcmpl-1", "created": 1795100000, "choices": []})
     assert caught.value.code == "missing_field" and "/v1/chat/completions/{id}/messages" in caught.value.reason
+
+
+def test_google_adk_llm_response_and_otel_choice_events_as_outputs():
+    adk = {
+        "content": {"parts": [{"function_call": {"name": "say_hello", "args": {}}}], "role": "model"},
+        "finish_reason": "STOP",
+        "usage_metadata": {"prompt_token_count": 28, "candidates_token_count": 3, "total_token_count": 31},
+    }
+    (row,) = norm(
+        "langfuse", observation(input={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, output=adk)
+    )
+    assert row["output_text"] == "" and row["finish_reason"] == "tool_calls"
+    assert json.loads(row["metadata"])["tool_calls"][0]["function"]["name"] == "say_hello"
+    choices = [
+        {"index": 0, "message": {"role": "assistant", "content": "Langfuse is..."}, "event.name": "gen_ai.choice"},
+        {"index": 1, "message": {"role": "assistant", "content": "Other"}, "event.name": "gen_ai.choice"},
+    ]
+    events = [{"role": "user", "content": "What is Langfuse?", "event.name": "gen_ai.user.message"}]
+    (row,) = norm("langfuse", observation(input=events, output=choices))
+    assert row["output_text"] == "Langfuse is..." and row["input_text"] == "What is Langfuse?"
