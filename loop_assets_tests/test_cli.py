@@ -75,7 +75,7 @@ def test_stats_summarises_by_app_signal_and_family_and_lists_cases_on_request(en
     assert dict(by_signal.select("signal", "cases").iter_rows()) == dict(signals.value_counts().iter_rows())
     families = suite.filter(pl.col("cluster_id") >= 0).group_by("day", "cluster_id").agg(pl.col("cluster_size").sum())
     by_family = next(frame for title, frame in tables.items() if title.startswith("largest failure families"))
-    assert by_family.height == families.height and by_family["traces"].sum() == families["cluster_size"].sum()
+    assert by_family.height == families.height > 0 and by_family["traces"].sum() == families["cluster_size"].sum()
     assert tables["suite"].row(0)[:2] == (suite.height, pytest.approx(suite["weight"].sum(), abs=1e-3))
 
     assert main(["stats"]) == 0
