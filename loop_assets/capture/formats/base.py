@@ -316,7 +316,9 @@ def check_timestamp_range(ts: datetime, field: str, ingest: IngestConfig, now: d
     if ts < earliest:
         raise RecordError(
             "bad_timestamp",
-            f"`{field}` {iso(ts)} is earlier than ingest.earliest_timestamp ({ingest.earliest_timestamp})",
+            f"`{field}` {iso(ts)} is earlier than ingest.earliest_timestamp ({ingest.earliest_timestamp}, which "
+            "follows partitions_start unless set): to read older history, set partitions_start in the config "
+            "file to the first day of your logs and ingest again",
         )
     now = utc_now(now)
     latest = now + timedelta(hours=ingest.future_tolerance_hours)
