@@ -9,6 +9,7 @@ otherwise every line is printed plainly, so a log file or CI output stays readab
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,8 +114,10 @@ class ProgressPrinter:
         tty: bool | None = None,
         still_running_seconds: float = STILL_RUNNING_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        width: int | None = None,
     ) -> None:
         self.out, self.days = out, days
+        self.width = width  # of the terminal (None: asked each time, it may be resized)
         self.tty = out.isatty() if tty is None else tty
         self.still_running_seconds = still_running_seconds
         self.clock = clock
@@ -139,8 +142,10 @@ class ProgressPrinter:
         self.last_line_at = self.clock()
 
     def _draw(self, text: str) -> None:
-        """On a terminal: the one progress line, redrawn in place."""
-        self.out.write("\r\x1b[2K" + text[:200])
+        """On a terminal: the one progress line, redrawn in place (cut to the terminal's width: a line that
+        wrapped could not be redrawn)."""
+        width = self.width or shutil.get_terminal_size((100, 24)).columns
+        self.out.write("\r\x1b[2K" + text[: max(width - 1, 20)])
         self.out.flush()
         self.live = True
 

@@ -20,7 +20,7 @@ class Clock:
 
 def printer(tty: bool = False) -> tuple[ProgressPrinter, io.StringIO, Clock]:
     out, clock = io.StringIO(), Clock()
-    return ProgressPrinter(out, DAYS, tty=tty, still_running_seconds=30, clock=clock), out, clock
+    return ProgressPrinter(out, DAYS, tty=tty, still_running_seconds=30, clock=clock, width=200), out, clock
 
 
 def materialization(asset: str, day: str, step: str = "raw_traces", **figures) -> RunEvent:
@@ -112,6 +112,15 @@ def test_on_a_terminal_progress_is_one_line_redrawn_in_place():
     assert f"running 5s · {bar}" in text
     assert text.endswith(f"\r\x1b[2Kfailure_clusters   {DAYS}  done in 5.0s\n")
     assert text.count("\n") == 2  # progress never left a line behind
+
+
+def test_on_a_terminal_the_progress_line_is_cut_to_its_width():
+    out = io.StringIO()
+    p = ProgressPrinter(out, DAYS, tty=True, width=40)
+    p.handle(RunEvent("step_start", step="failure_clusters"))
+    p.handle(RunEvent("log", step="failure_clusters", message="progress: embedding 2,000 of 31,534 texts"))
+    drawn = out.getvalue().rsplit("\r\x1b[2K", 1)[1]
+    assert drawn == f"failure_clusters   {DAYS}"[:39]
 
 
 def test_numbers_read_like_figures():
