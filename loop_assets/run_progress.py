@@ -13,7 +13,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Literal, TextIO
 
 PROGRESS_PREFIX = "progress: "
 STILL_RUNNING_SECONDS = 30.0
@@ -22,8 +22,6 @@ STEP_WIDTH = 18
 WARNING_LEVEL = 30  # logging.WARNING
 RUN_ID_IN_LOG = re.compile(r" - ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}) - ")
 """The run id in a line of Dagster's console log: `<time> - dagster - <LEVEL> - <job> - <run_id> - ...`."""
-
-
 COUNT_OF_TOTAL = re.compile(r"(\d[\d,]*) of (\d[\d,]*)")
 BAR_WIDTH = 20
 
@@ -46,11 +44,17 @@ def run_id_in_log_line(line: str) -> str | None:
     return found[1] if found else None
 
 
+RunEventKind = Literal[
+    "run_start", "run_success", "run_failure", "step_start", "step_success", "step_failure", "materialization",
+    "check", "log",
+]  # fmt: skip
+
+
 @dataclass(frozen=True)
 class RunEvent:
     """One event of a run, as the printer needs it (no Dagster types)."""
 
-    kind: str  # run_start, step_start, step_success, step_failure, materialization, check, log, run_success, ...
+    kind: RunEventKind
     step: str | None = None
     asset: str | None = None
     partition: str | None = None

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from loop_assets.run_progress import RunEvent
+from loop_assets.run_progress import RunEvent, RunEventKind
 
 PAGE = 1000
 
-_KINDS = {
+_KINDS: dict[dg.DagsterEventType, RunEventKind] = {
     dg.DagsterEventType.RUN_START: "run_start",
     dg.DagsterEventType.RUN_SUCCESS: "run_success",
     dg.DagsterEventType.RUN_FAILURE: "run_failure",
