@@ -41,7 +41,8 @@ class FileVersion:
 
     @property
     def changed_ns(self) -> int:
-        return self.mtime_ns if self.ctime_ns is None else self.ctime_ns
+        """The later of the two times: on Windows st_ctime is the creation time, which growing leaves alone."""
+        return self.mtime_ns if self.ctime_ns is None else max(self.ctime_ns, self.mtime_ns)
 
 
 @dataclass(frozen=True)

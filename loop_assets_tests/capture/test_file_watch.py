@@ -85,3 +85,10 @@ def test_the_first_cursor_format_is_read_as_what_it_took():
     assert state.mark is None and state.recent == {"a.jsonl": "1:5"} and state.seen == {"b.jsonl": "2:7"}
     result = plan({"a.jsonl": FileVersion(1, 5, 5), "b.jsonl": FileVersion(2, 7, NOW)}, old, NOW, 60)
     assert set(result.ready) == {"b.jsonl"}  # seen unchanged on the last tick
+
+
+def test_a_grown_file_whose_change_time_stays_its_creation_time_is_taken_again():
+    # Windows reports the creation time as st_ctime: growing the file moves only its modification time
+    done = plan({"a.jsonl": FileVersion(1, OLD, OLD)}, None, NOW, 60)
+    grown = FileVersion(2, NOW + 5 * S, ctime_ns=OLD)
+    assert plan({"a.jsonl": grown}, done.cursor, NOW + 70 * S, 60).ready == {"a.jsonl": grown}
