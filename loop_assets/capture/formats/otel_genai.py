@@ -130,6 +130,8 @@ def _has_content(span: Span) -> bool:
             return True
         if key.startswith(("gen_ai.prompt.", "gen_ai.completion.")):
             return True
+    if _events_attribute(span.attributes, "input"):
+        return True
     return any(e.get("name") in (*CONTENT_EVENTS, DETAILS_EVENT, *MESSAGE_EVENTS) for e in span.events)
 
 
@@ -194,6 +196,9 @@ def _input(span: Span, used: set[str], used_events: set[int]) -> list[dict[str, 
     elif attrs.get("ai.prompt") is not None:
         messages = messages_from(json_attr(attrs["ai.prompt"]), "ai.prompt")
         used.add("ai.prompt")
+    elif _events_attribute(attrs, "input"):  # Pydantic AI (Logfire): the events as one JSON attribute
+        messages = messages_from(_events_attribute(attrs, "input"), "events")
+        used.add("events")
     else:
         messages = None
         for i, event in enumerate(span.events):
@@ -342,7 +347,22 @@ def _output(span: Span, used: set[str], used_events: set[int]) -> tuple[str | No
     choice = _choice_event(span, used_events)
     if choice is not None:
         return choice
+    choices = _events_attribute(attrs, "output")
+    if choices:
+        return output_from(choices, "events")
     return None, None, None
+
+
+def _events_attribute(attrs: dict[str, Any], side: str) -> list[dict[str, Any]]:
+    """Pydantic AI's `events` attribute (a JSON list of GenAI events, each with `event.name`): the
+    message events (`side` "input") or the `gen_ai.choice` events ("output")."""
+    events = json_attr(attrs.get("events"))
+    if not isinstance(events, list) or not any(isinstance(e, dict) and "event.name" in e for e in events):
+        return []
+    choice = [e for e in events if isinstance(e, dict) and e.get("event.name") == "gen_ai.choice"]
+    if side == "output":
+        return choice
+    return [e for e in events if isinstance(e, dict) and e not in choice and "role" in e]
 
 
 def _vercel_output(attrs: dict[str, Any], used: set[str]) -> tuple[str | None, str | None, Any]:

@@ -263,3 +263,25 @@ def test_google_adk_llm_response_and_otel_choice_events_as_outputs():
     events = [{"role": "user", "content": "What is Langfuse?", "event.name": "gen_ai.user.message"}]
     (row,) = norm("langfuse", observation(input=events, output=choices))
     assert row["output_text"] == "Langfuse is..." and row["input_text"] == "What is Langfuse?"
+
+
+def test_pydantic_ai_events_attribute_gives_messages_and_answer():
+    events = [
+        {"role": "system", "content": "Be concise.", "event.name": "gen_ai.system.message"},
+        {"role": "user", "content": "What is Langfuse?", "event.name": "gen_ai.user.message"},
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "An LLM tracing tool."},
+            "event.name": "gen_ai.choice",
+        },
+    ]
+    span = {
+        "traceId": "t",
+        "spanId": "s",
+        "name": "chat gpt-4o",
+        "startTimeUnixNano": "1795100000000000000",
+        "attributes": {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "events": json.dumps(events)},
+    }
+    (row,) = norm("otel_genai", span)
+    assert [m["role"] for m in json.loads(row["input_messages"])] == ["system", "user"]
+    assert row["output_text"] == "A tracing tool."
