@@ -284,4 +284,4 @@ def test_pydantic_ai_events_attribute_gives_messages_and_answer():
     }
     (row,) = norm("otel_genai", span)
     assert [m["role"] for m in json.loads(row["input_messages"])] == ["system", "user"]
-    assert row["output_text"] == "A tracing tool."
+    assert row["output_text"] == "An LLM tracing tool."
