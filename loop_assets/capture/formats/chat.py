@@ -544,6 +544,8 @@ def finish_reason_of(value: Any) -> str | None:
 def _with_system(value: dict[str, Any], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A `system` / `instructions` text logged beside the messages, as the first message."""
     system = value.get("system", value.get("instructions"))
+    if isinstance(system, list) and all(isinstance(b, dict) and "text" in b for b in system):  # Anthropic blocks
+        system = "\n".join(as_text(b["text"]) for b in system)
     if isinstance(system, str) and system and not any(m.get("role") in ("system", "developer") for m in messages):
         return [make_message("system", system), *messages]
     return messages

@@ -285,3 +285,20 @@ def test_pydantic_ai_events_attribute_gives_messages_and_answer():
     (row,) = norm("otel_genai", span)
     assert [m["role"] for m in json.loads(row["input_messages"])] == ["system", "user"]
     assert row["output_text"] == "An LLM tracing tool."
+
+
+def test_anthropic_system_blocks_beside_the_messages_become_the_system_turn():
+    run = {
+        "id": "r1",
+        "run_type": "llm",
+        "start_time": "2026-11-19T10:00:00Z",
+        "inputs": {
+            "model": "claude-sonnet-4",
+            "system": [{"type": "text", "text": "Be brief."}],
+            "messages": [{"role": "user", "content": "Hi"}],
+        },
+        "outputs": {"role": "assistant", "content": [{"type": "text", "text": "Hello"}], "stop_reason": "end_turn"},
+    }
+    (row,) = norm("langsmith", run)
+    assert json.loads(row["input_messages"])[0] == {"role": "system", "content": "Be brief."}
+    assert (row["output_text"], row["finish_reason"]) == ("Hello", "stop")
