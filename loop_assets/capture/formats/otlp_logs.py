@@ -35,9 +35,6 @@ from loop_assets.capture.formats.otlp import (
 )
 from loop_assets.capture.incoming import trace_kind
 
-MAX_LOG_FILES = 50
-"""At most this many other files of the folder are opened to look for log records."""
-
 
 def log_records(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """The log records of an OTLP/JSON log export request."""
@@ -117,25 +114,62 @@ def _log_requests(path: Path, document: bool, max_record_bytes: int) -> Iterator
             yield rec.obj
 
 
+_FOLDERS: dict[Path, tuple[int, list[tuple[Path, bool]]]] = {}
+_FILE_EVENTS: dict[tuple[Path, int, int], dict[str, list[dict[str, Any]]]] = {}
+_CACHE_SIZE = 256
+"""Log files per folder (by the folder's mtime) and events per file (by size and mtime) are kept between
+the files of one ingest, so a folder of many span files is scanned once, not once per file."""
+
+
 def _events(path: Path, document: bool, max_record_bytes: int) -> dict[str, list[dict[str, Any]]]:
     """span id -> its GenAI log events, from `path` itself (JSON Lines) and the log files of its folder."""
-    found: dict[str, list[dict[str, Any]]] = {}
     sources = [] if document else [(path, False)]
-    others = sorted(
-        p
-        for p in path.parent.iterdir()
-        if p != path and not p.is_symlink() and p.is_file() and trace_kind(p.name) is not None
-    )
-    for other in others[:MAX_LOG_FILES]:
-        if any(m in _head_bytes(other) for m in _MARKERS):
-            sources.append((other, trace_kind(other.name) == "document"))
+    sources += [(p, is_document) for p, is_document in _log_files(path.parent) if p != path]
+    found: dict[str, list[dict[str, Any]]] = {}
     for source, is_document in sources:
-        for request in _log_requests(source, is_document, max_record_bytes):
+        for span_id, events in _file_events(source, is_document, max_record_bytes).items():
+            found.setdefault(span_id, []).extend(events)
+    return found
+
+
+def _log_files(folder: Path) -> list[tuple[Path, bool]]:
+    """The files of `folder` whose first bytes hold a log export request, and whether each is a document."""
+    try:
+        stamp = folder.stat().st_mtime_ns
+    except OSError:
+        return []
+    cached = _FOLDERS.get(folder)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    files = []
+    for other in sorted(folder.iterdir()):
+        kind = trace_kind(other.name)
+        readable = kind is not None and not other.is_symlink() and other.is_file()
+        if readable and any(m in _head_bytes(other) for m in _MARKERS):
+            files.append((other, kind == "document"))
+    if len(_FOLDERS) >= _CACHE_SIZE:
+        _FOLDERS.clear()
+    _FOLDERS[folder] = (stamp, files)
+    return files
+
+
+def _file_events(path: Path, document: bool, max_record_bytes: int) -> dict[str, list[dict[str, Any]]]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return {}
+    key = (path, stat.st_size, stat.st_mtime_ns)
+    if key not in _FILE_EVENTS:
+        found: dict[str, list[dict[str, Any]]] = {}
+        for request in _log_requests(path, document, max_record_bytes):
             for record in log_records(request):
                 event = genai_event(record)
                 if event is not None:
                     found.setdefault(event[0], []).append(event[1])
-    return found
+        if len(_FILE_EVENTS) >= _CACHE_SIZE:
+            _FILE_EVENTS.clear()
+        _FILE_EVENTS[key] = found
+    return _FILE_EVENTS[key]
 
 
 def _with_events(rec: SourceRecord, events: dict[str, list[dict[str, Any]]]) -> SourceRecord:
