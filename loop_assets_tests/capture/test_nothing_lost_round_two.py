@@ -310,13 +310,13 @@ def test_a_blocked_materialize_says_what_it_waits_for_and_a_killed_runs_slot_com
     for key in [k for k in os.environ if k.startswith("EVAL_LOOP_")]:
         monkeypatch.delenv(key)
     for key, value in {"DAGSTER_HOME": str(home), "EVAL_LOOP_INCOMING": str(incoming),
-                       "EVAL_LOOP_WAREHOUSE": str(tmp_path / "w.duckdb"), "HF_HUB_OFFLINE": "1"}.items():  # fmt: skip
+                       "EVAL_LOOP_WAREHOUSE": str(tmp_path / "w.duckdb"), "HF_HUB_OFFLINE": "1",
+                       "EVAL_LOOP_EXECUTOR": "in_process"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(ROOT)
     dagster = str(Path(sys.executable).with_name("dagster"))
-    in_process = json.dumps({"execution": {"config": {"in_process": {}}}})
     command = [dagster, "asset", "materialize", "-m", "loop_assets.definitions", "--select", ",".join(CAPTURE),
-               "--partition", str(DAY), "--config-json", in_process]  # fmt: skip
+               "--partition", str(DAY)]  # fmt: skip
     # the first run stops inside raw_traces' transaction, holding the duckdb slot
     pause = {"EVAL_LOOP_PAUSE_AT": "raw_traces", "EVAL_LOOP_PAUSE_MARKER": str(marker)}
     with (tmp_path / "first.log").open("wb") as out:

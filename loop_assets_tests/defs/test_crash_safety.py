@@ -26,7 +26,6 @@ free its pool slot) before the next run. The final run completes, and every tabl
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -50,7 +49,6 @@ from loop_assets_tests.loop_runner import DAYS
 from loop_assets_tests.paths import ROOT
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
-IN_PROCESS = json.dumps({"execution": {"config": {"in_process": {}}}})
 RANGE = f"{DAYS[0]}...{DAYS[-1]}"
 
 # Columns that differ between two runs of the same data by design: which run wrote a row and when (every
@@ -113,6 +111,7 @@ class Deployment:
             "EVAL_LOOP_WAREHOUSE": str(self.warehouse),
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
+            "EVAL_LOOP_EXECUTOR": "in_process",  # the steps in the run's process: a kill takes the whole run
             "TOKENIZERS_PARALLELISM": "false",
             **extra,
         }
@@ -121,7 +120,7 @@ class Deployment:
         """`dagster asset materialize` of the loop's assets for one day or (default) the three-day range."""
         target = ["--partition", partition] if partition else ["--partition-range", RANGE]
         command = [DAGSTER, "asset", "materialize", "-m", "loop_assets.definitions", "--select",
-                   ",".join(LOOP_TABLES), *target, "--config-json", IN_PROCESS]  # fmt: skip
+                   ",".join(LOOP_TABLES), *target]  # fmt: skip
         log = self.root / f"{name}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
