@@ -130,7 +130,7 @@ def test_a_late_file_adds_cases_and_never_removes_one_and_past_versions_stay_as_
     copy_of = loop.table(f"SELECT input_text FROM eval_suite WHERE app = 'support_bot' AND day = '{DAYS[0]}' LIMIT 1")
     (loop.incoming / "late.jsonl").write_text(late_file(DAYS[0], copy_of["input_text"][0]))
 
-    late = loop.run(days=(DAYS[0], DAYS[-1]))  # as the sensor does: the old day and every later one
+    late = loop.run(days=(DAYS[0], DAYS[-1]))  # a backfill over the old day and every later one (the harder case)
     assert late.success and all(checks(late).values()), checks(late)
     suite_after = loop.table(SUITE)
     kept = suite_after.join(suite_before.select("case_id"), on="case_id", how="semi")
