@@ -138,6 +138,11 @@ class IngestConfig(_Strict):
     future_tolerance_hours: float = Field(
         default=24, ge=0, description="Timestamps further ahead of the wall clock than this are quarantined."
     )
+    undated_day: str | None = Field(
+        default=None,
+        description="The day (YYYY-MM-DD) given to records that carry no time of their own (an OpenAI fine-tuning "
+        "file, span attribute maps without times); unset, they are quarantined naming this key.",
+    )
     context_min_chars: int = Field(
         default=40,
         ge=0,
@@ -160,6 +165,11 @@ class IngestConfig(_Strict):
     @classmethod
     def _is_date(cls, value: str) -> str:
         return iso_day(value)
+
+    @field_validator("undated_day")
+    @classmethod
+    def _is_day_or_unset(cls, value: str | None) -> str | None:
+        return None if value is None else iso_day(value)
 
 
 class LatencyConfig(_Strict):
