@@ -3,6 +3,7 @@
     .venv/bin/python scripts/real_exports_report.py                 # the copies in loop_assets_tests/fixtures
     .venv/bin/python scripts/real_exports_report.py ../shared/fixtures/real-exports
     .venv/bin/python scripts/real_exports_report.py DIR --details   # every wrong field and quarantine reason
+    .venv/bin/python scripts/real_exports_report.py --undated-day   # with ingest.undated_day set (2026-11-20)
 
 Files listed in loop_assets_tests/fixtures/formats/real-exports/expected.json (matched by their path under
 DIR) are checked call by call against it; any other file is read and counted (rows, quarantine reasons)
@@ -19,7 +20,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loop_assets_tests.capture.formats.real_exports import (
+    CFG,
     REAL_EXPORTS,
+    UNDATED_CFG,
+    UNDATED_DAY,
     expected,
     outcome,
     read,
@@ -31,12 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", nargs="?", type=Path, default=REAL_EXPORTS)
     parser.add_argument("--details", action="store_true", help="print each wrong field and quarantine reason")
+    parser.add_argument(
+        "--undated-day", action="store_true", help=f"set ingest.undated_day to {UNDATED_DAY} (records with no time)"
+    )
     args = parser.parse_args(argv)
     specs = expected()
     rows = []
     for rel in real_files(args.dir):
-        result = read(args.dir / rel)
-        rows.append((outcome(rel, result, specs.get(rel)), result))
+        result = read(args.dir / rel, cfg=UNDATED_CFG if args.undated_day else CFG)
+        rows.append((outcome(rel, result, specs.get(rel), undated=args.undated_day), result))
     header = f"{'file':<62} {'format':<13} {'calls':>5} {'right':>5} {'wrong':>5} {'quar.':>5}  verdict"
     print(header)
     print("-" * len(header))

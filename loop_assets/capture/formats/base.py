@@ -310,6 +310,20 @@ def _earliest(text: str) -> datetime:
         ) from exc
 
 
+UNDATED = "ingest.undated_day"
+"""Where the time of a record that carries none comes from, when the user gives one (`undated_ts`)."""
+
+
+def undated_ts(ingest: IngestConfig, reason: str) -> datetime:
+    """`ingest.undated_day` (midnight UTC) for a record that carries no time of its own: an explicit day, so
+    a redelivered file lands on the same day and adds nothing. Unset: `missing_field` with `reason` and
+    the key that gives such records a day."""
+    day = getattr(ingest, "undated_day", None)
+    if day is None:
+        raise RecordError("missing_field", f"{reason}; to read records without a time, set {UNDATED} to their day")
+    return datetime.fromisoformat(day).replace(tzinfo=UTC)
+
+
 def check_timestamp_range(ts: datetime, field: str, ingest: IngestConfig, now: datetime | None) -> None:
     """RecordError `bad_timestamp` when ts is before earliest_timestamp or too far past `now`."""
     earliest = earliest_allowed(ingest)

@@ -85,6 +85,7 @@ from datetime import datetime
 from typing import Any
 
 from loop_assets.capture.formats.base import (
+    UNDATED,
     RecordError,
     TraceRow,
     check_timestamp_range,
@@ -94,6 +95,7 @@ from loop_assets.capture.formats.base import (
     record_hash,
     show,
     to_json,
+    undated_ts,
     usage_of,
 )
 from loop_assets.config import IngestConfig
@@ -138,7 +140,11 @@ class OpenAIChatFormat:
                 "(GET /v1/chat/completions) leaves the messages out; fetch them with GET "
                 "/v1/chat/completions/{id}/messages and log them as `messages` beside the completion",
             )
-        ts, ts_field = _timestamp(obj, used)
+        if any(k in obj for k in TS_KEYS) or get_path(obj, "response.created") is not None:
+            ts, ts_field = _timestamp(obj, used)  # (a time logged as null is a broken record: quarantined)
+        else:  # a record with no time at all (a fine-tuning line): the day the user gives such records
+            ts, ts_field = undated_ts(ingest, _no_timestamp(obj)), UNDATED
+            obj = {**obj, "ts_from": UNDATED}
         check_timestamp_range(ts, ts_field, ingest, now)
         try:
             return [_normalise(obj, ingest, ts, used)]
@@ -278,18 +284,19 @@ def _timestamp(obj: dict[str, Any], used: set[str]) -> tuple[datetime, str]:
     created = get_path(obj, "response.created")
     if created is not None:
         return parse_timestamp(created, "response.created"), "response.created"
+    raise RecordError("missing_field", _no_timestamp(obj))
+
+
+def _no_timestamp(obj: dict[str, Any]) -> str:
     present = [key for key in TS_KEYS if key in obj]
     found = f" (`{present[0]}` is null)" if present else ""
     what = ""
     if set(obj) <= FINE_TUNING_KEYS:
         what = (
             " (an OpenAI fine-tuning example: training data carries no time, and rows are partitioned by the "
-            "day of the call; log the calls themselves, or add a `timestamp` to each line)"
+            "day of the call)"
         )
-    raise RecordError(
-        "missing_field",
-        "no timestamp: none of " + ", ".join(f"`{k}`" for k in TS_KEYS) + f" is set{found}{what}",
-    )
+    return "no timestamp: none of " + ", ".join(f"`{k}`" for k in TS_KEYS) + f" is set{found}{what}"
 
 
 def _trace_id(obj: dict[str, Any], used: set[str]) -> str:

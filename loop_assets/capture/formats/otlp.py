@@ -55,11 +55,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from loop_assets.capture.formats.base import (
+    UNDATED,
     Part,
     RecordError,
     TraceRow,
@@ -70,6 +71,7 @@ from loop_assets.capture.formats.base import (
     record_hash,
     show,
     to_json,
+    undated_ts,
     usage_with_details,
 )
 from loop_assets.capture.formats.chat import as_text, feedback_columns, input_text
@@ -566,13 +568,14 @@ def read_span(
     convention: str,
 ) -> dict[str, Any]:
     """One trace from one LLM span, its attributes read by `reader`."""
-    if span.start is None:
-        raise RecordError(
-            "missing_field",
-            "no start time: none of " + ", ".join(f"`{k}`" for k in _START_KEYS) + " is set",
-        )
-    ts = parse_timestamp(span.start, span.start_field)
-    check_timestamp_range(ts, span.start_field, ingest, now)
+    if span.start is None:  # an attribute map without the span's times: only an explicit day gives it one
+        reason = "no start time: none of " + ", ".join(f"`{k}`" for k in _START_KEYS) + " is set"
+        ts = undated_ts(ingest, reason)
+        span = replace(span, end=None, extra={**span.extra, "ts_from": UNDATED})
+        check_timestamp_range(ts, UNDATED, ingest, now)
+    else:
+        ts = parse_timestamp(span.start, span.start_field)
+        check_timestamp_range(ts, span.start_field, ingest, now)
     try:
         return _read_span(span, part_obj, ingest, ts, reader, convention)
     except RecordError as exc:

@@ -12,7 +12,15 @@ import shutil
 import pytest
 
 from loop_assets_tests.capture.formats.helpers import check_accounting, run
-from loop_assets_tests.capture.formats.real_exports import CFG, REAL_EXPORTS, expected, outcome, read, real_files
+from loop_assets_tests.capture.formats.real_exports import (
+    CFG,
+    REAL_EXPORTS,
+    UNDATED_CFG,
+    expected,
+    outcome,
+    read,
+    real_files,
+)
 
 SPECS = expected()
 
@@ -30,6 +38,17 @@ def test_each_real_export_gives_the_calls_it_holds_field_by_field(rel):
     assert sorted(out.right) == sorted(SPECS[rel]["calls"])
     assert sorted(out.quarantined_as_expected) == sorted(SPECS[rel].get("quarantined", {}))
     assert out.formats == [SPECS[rel]["format"]]  # detected without ingest.format
+
+
+@pytest.mark.parametrize("rel", sorted(rel for rel, spec in SPECS.items() if "calls_with_undated_day" in spec))
+def test_files_without_times_give_their_calls_on_the_day_the_user_sets(rel):
+    result = read(REAL_EXPORTS / rel, cfg=UNDATED_CFG)
+    check_accounting(result)
+    out = outcome(rel, result, SPECS[rel], undated=True)
+    assert out.wrong == {} and out.missing == [] and out.unexpected == []
+    assert sorted(out.right) == sorted(SPECS[rel]["calls_with_undated_day"])
+    for meta in map(json.loads, result.traces["metadata"]):  # each row says where its day came from
+        assert "ingest.undated_day" in (meta.get("ts_from"), meta.get("span", {}).get("ts_from"))
 
 
 def test_a_redelivered_export_adds_nothing(tmp_path):
