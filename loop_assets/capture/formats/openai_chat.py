@@ -22,7 +22,8 @@ as absent):
   32 hex digits of the sha256 of the record's canonical JSON, so a redelivered record gets the
   same id. span_id: `span_id`, when present.
 - ts: `timestamp`, `ts`, `created_at`, `start_time`, `startTime` (LiteLLM), `created`, then
-  `response.created`. ISO 8601
+  `response.created`; a record with none of them (a fine-tuning line) takes `ingest.undated_day` when
+  it is set (metadata `ts_from`), else it is quarantined naming that key. ISO 8601
   with `Z` or an offset (converted to UTC); naive ISO text is taken as UTC; numbers (or numeric
   text) are epoch seconds, milliseconds above 1e11, microseconds above 1e14, nanoseconds above
   1e17. Booleans, objects and arrays are `wrong_type`; a timestamp before

@@ -33,7 +33,8 @@ What is read from the span itself (the conventions read the attributes, see `ote
 
 - trace_id / span_id: `traceId`/`spanId` as logged (hex). Without a trace id, `h_` + the first 32 hex
   digits of the sha256 of the item's canonical JSON.
-- ts: the start time; required (`missing_field` without one). Range-checked like every format.
+- ts: the start time; without one (an attribute map), `ingest.undated_day` when it is set (noted as
+  metadata.span.ts_from; latency unknown), else `missing_field`. Range-checked like every format.
 - latency_ms: end minus start (exact in nanoseconds when both are nanosecond integers); a negative
   span is `invalid_value`.
 - error: when the status is ERROR (or the conventions report an error, such as OpenInference
