@@ -54,10 +54,10 @@ def require_services() -> None:
         pytest.fail(f"{INSTALL_SCRIPT} ran but {', '.join(missing_services())} is still missing")
 
 
-def _stop_pid(pid: int, timeout: float = 20.0) -> None:
-    """SIGTERM, then SIGKILL if the process outlives `timeout`."""
+def _stop_pid(pid: int, timeout: float = 20.0, sig: signal.Signals = signal.SIGTERM) -> None:
+    """`sig`, then SIGKILL if the process outlives `timeout`."""
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
@@ -121,7 +121,8 @@ class Postgres:
 
     def stop(self) -> None:
         if self.pid is not None:
-            _stop_pid(self.pid)  # SIGTERM: Postgres' smart shutdown; its children follow the postmaster
+            # SIGINT: Postgres' fast shutdown (SIGTERM's smart one waits for every client to hang up)
+            _stop_pid(self.pid, sig=signal.SIGINT)
             self.pid = None
 
 
@@ -156,7 +157,11 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        if self.process is not None:
-            _stop_pid(self.process.pid)
-            self.process.wait(timeout=5)
+        if self.process is not None:  # our child: wait() reaps it (a zombie still answers kill(pid, 0))
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
             self.process = None

@@ -8,6 +8,6 @@ set -euo pipefail
 : "${DAGSTER_HOME:?set DAGSTER_HOME}" "${DAGSTER_POSTGRES_URL:?set DAGSTER_POSTGRES_URL}"
 : "${EVAL_LOOP_DUCKLAKE_CATALOG:?set EVAL_LOOP_DUCKLAKE_CATALOG}" "${EVAL_LOOP_DUCKLAKE_DATA:?set EVAL_LOOP_DUCKLAKE_DATA}"
 BIN=${BIN:-$(cd "$(dirname "$0")/../.." && pwd)/.venv/bin}
-"$BIN/dagster" instance migrate >/dev/null
+# loading the instance creates Dagster's tables (after a Dagster upgrade: `dagster instance migrate`)
 "$BIN/dagster" instance concurrency set duckdb "${EVAL_LOOP_WRITERS:-4}"
 "$BIN/python" -m loop_assets.scale.lake init
