@@ -360,21 +360,27 @@ def _openai_message(value: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _split_anthropic(message: dict[str, Any]) -> list[dict[str, Any]]:
-    """Anthropic content blocks: `tool_use` to tool_calls, `tool_result` to `role: tool` messages."""
+    """Anthropic content blocks (`tool_use` to tool_calls, `tool_result` to `role: tool` messages), and the
+    same from Amazon Bedrock Converse blocks (`{"toolUse": {toolUseId, name, input}}`, `{"toolResult":
+    {toolUseId, content}}`, `{"text": ...}`), as Strands Agents and LangChain AWS log them."""
     content = message.get("content")
-    if not isinstance(content, list) or not any(
-        isinstance(p, dict) and p.get("type") in ("tool_use", "tool_result") for p in content
-    ):
+    if not isinstance(content, list) or not any(_block_kind(p) in ("tool_use", "tool_result") for p in content):
         return [message]
     kept, calls, results = [], list(message.get("tool_calls") or []), []
     for part in content:
-        if isinstance(part, dict) and part.get("type") == "tool_use":
-            calls.append(tool_call(part.get("id"), part.get("name"), part.get("input")))
-        elif isinstance(part, dict) and part.get("type") == "tool_result":
-            result = part.get("content")
+        kind = _block_kind(part)
+        block = part.get("toolUse", part.get("toolResult", part)) if isinstance(part, dict) else part
+        if kind == "tool_use":
+            calls.append(tool_call(block.get("id", block.get("toolUseId")), block.get("name"), block.get("input")))
+        elif kind == "tool_result":
+            result = block.get("content")
             if isinstance(result, list):
-                result = _content_text(result, "tool_result.content")
-            results.append(make_message("tool", "" if result is None else as_text(result), tool_call_id=_id_of(part)))
+                result = _content_text(
+                    [r if "json" not in r else {"text": as_text(r["json"])} for r in result if isinstance(r, dict)]
+                    or result,
+                    "tool_result.content",
+                )
+            results.append(make_message("tool", "" if result is None else as_text(result), tool_call_id=_id_of(block)))
         else:
             kept.append(part)
     out = []
@@ -391,8 +397,20 @@ def _split_anthropic(message: dict[str, Any]) -> list[dict[str, Any]]:
     return out + results
 
 
+def _block_kind(part: Any) -> str | None:
+    if not isinstance(part, dict):
+        return None
+    if part.get("type") in ("tool_use", "tool_result"):
+        return part["type"]
+    if isinstance(part.get("toolUse"), dict):
+        return "tool_use"
+    if isinstance(part.get("toolResult"), dict):
+        return "tool_result"
+    return None
+
+
 def _id_of(part: dict[str, Any]) -> str | None:
-    value = part.get("tool_use_id", part.get("id"))
+    value = part.get("tool_use_id", part.get("toolUseId", part.get("id")))
     return None if value in (None, "") else as_text(value)
 
 

@@ -302,3 +302,29 @@ def test_anthropic_system_blocks_beside_the_messages_become_the_system_turn():
     (row,) = norm("langsmith", run)
     assert json.loads(row["input_messages"])[0] == {"role": "system", "content": "Be brief."}
     assert (row["output_text"], row["finish_reason"]) == ("Hello", "stop")
+
+
+def test_bedrock_converse_tool_use_and_tool_result_blocks():
+    (row,) = norm(
+        "langfuse",
+        observation(
+            input=[
+                {"role": "user", "content": [{"text": "Weather in Lima?"}]},
+                {
+                    "role": "assistant",
+                    "content": [{"toolUse": {"toolUseId": "tu1", "name": "weather", "input": {"city": "Lima"}}}],
+                },
+                {"role": "user", "content": [{"toolResult": {"toolUseId": "tu1", "content": [{"json": {"t": 19}}]}}]},
+            ],
+            output={"role": "assistant", "content": [{"text": "19 degrees."}]},
+        ),
+    )
+    messages = json.loads(row["input_messages"])
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool"]
+    assert messages[1]["tool_calls"][0] == {
+        "id": "tu1",
+        "type": "function",
+        "function": {"name": "weather", "arguments": '{"city":"Lima"}'},
+    }
+    assert messages[2] == {"role": "tool", "content": '{"t":19}', "tool_call_id": "tu1"}
+    assert row["input_text"] == "Weather in Lima?" and row["output_text"] == "19 degrees."
