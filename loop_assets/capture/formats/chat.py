@@ -267,10 +267,13 @@ def messages_from(value: Any, field: str) -> list[dict[str, Any]]:
             if isinstance(prompt, list | dict) and prompt:
                 return messages_from(prompt, f"{field}.{key}")
         keys = ", ".join(sorted(value)[:12]) or "none"
+        hint = ""
+        if "content" in value and "role" not in value:  # e.g. the Claude Agent SDK's later turns: {"content": "role"}
+            hint = f": {show(value)} is content without a role, not the request the call was sent"
         raise RecordError(
             "invalid_value",
             f"`{field}` holds no chat messages or prompt (looked for `messages`, `role`, `prompt`, `prompts`; "
-            f"keys: {keys})",
+            f"keys: {keys}){hint}",
         )
     if isinstance(value, list):
         if not value:
