@@ -71,6 +71,22 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    unexpected {line}")
             for q in result.quarantine.iter_rows(named=True):
                 print(f"    quarantined line {q['source_line']} {q['reason_code']}: {q['reason'][:200]}")
+    print()
+    print("per format (folder): files, LLM calls, read right, quarantined as expected (reason codes)")
+    by_folder: dict[str, list] = {}
+    for out, result in rows:
+        by_folder.setdefault(out.file.split("/")[0] if "/" in out.file else "-", []).append((out, result))
+    for folder, group in sorted(by_folder.items()):
+        calls_n = sum(o.expected_calls or 0 for o, _ in group)
+        right_n = sum(len(o.right) for o, _ in group)
+        held_n = sum(len(o.quarantined_as_expected) for o, _ in group)
+        codes: dict[str, int] = {}
+        for _, result in group:
+            for code in result.quarantine["reason_code"].to_list():
+                codes[code] = codes.get(code, 0) + 1
+        why = ", ".join(f"{n} {code}" for code, n in sorted(codes.items())) or "none"
+        counts = f"{len(group):>3} files {calls_n:>4} calls {right_n:>4} right {held_n:>4} quarantined"
+        print(f"  {folder:<14} {counts} ({why})")
     checked = [o for o, _ in rows if o.expected_calls is not None]
     calls = sum(o.expected_calls or 0 for o in checked)
     right = sum(len(o.right) for o in checked)
