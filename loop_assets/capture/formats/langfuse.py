@@ -18,7 +18,8 @@ Records (one per JSONL line, or per element of a `.json` array, or an API page `
 Only GENERATION observations are LLM calls: one row each, `trace_id` = `traceId`, `span_id` = the
 observation `id`. A GENERATION whose child is a GENERATION only wraps it (the Vercel AI SDK's
 `ai.generateText` around `ai.generateText.doGenerate`): it is skipped, naming the inner one, so one
-call gives one row. Other observations (SPAN, EVENT, AGENT, TOOL, ...) are skipped and listed; a record
+call gives one row; when the inner one cannot be read, the wrapper is the row (the inner one is
+quarantined saying why). Other observations (SPAN, EVENT, AGENT, TOOL, ...) are skipped and listed; a record
 with no GENERATION (a lone SPAN observation, a trace that lists only observation ids, a lone score)
 is quarantined as `no_trace`, saying what it held.
 
@@ -193,7 +194,13 @@ def _split_trace(trace: dict[str, Any], observations: list[tuple[tuple[str | int
     if isinstance(trace.get("corrections"), list):
         scores = scores + [c for c in trace["corrections"] if isinstance(c, dict)]
     generations = [i for i, (_, o) in enumerate(observations) if isinstance(o, dict) and _type(o) == "GENERATION"]
-    wrappers = _wrappers([observations[i][1] for i in generations])
+    by_id = {str(observations[i][1].get("id")): observations[i][1] for i in generations}
+    # a wrapper is skipped only when the call it wraps can be read; else the wrapper is the row
+    wrappers = {
+        outer: inner
+        for outer, inner in _wrappers([observations[i][1] for i in generations]).items()
+        if _readable(by_id[inner])
+    }
     calls = [i for i in generations if str(observations[i][1].get("id")) not in wrappers]
     generation_ids = {str(observations[i][1].get("id")): i for i in calls}
     # Trace-level scores go with the last call that can be read: the answer the user saw, and a trace

@@ -95,3 +95,16 @@ def test_spans_without_content_name_the_setting_that_turns_it_on():
     for reason in result.quarantine["reason"]:
         assert "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY" in reason
         assert "OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental" in reason
+
+
+def test_a_wrapper_is_the_row_when_the_call_it_wraps_cannot_be_read(tmp_path):
+    data = json.loads((REAL_EXPORTS / "langfuse/lf_vercel-aisdk-2025-11-17.trace.json").read_text(encoding="utf-8"))
+    inner = next(o for o in data["observations"] if o["id"] == "91a17a2274bfd23f")
+    inner["input"] = None
+    (tmp_path / "trace.json").write_text(json.dumps(data), encoding="utf-8")
+    result = run(tmp_path, CFG)
+    (row,) = result.traces.to_dicts()
+    assert (
+        row["span_id"] == "1dc6768109615657" and row["input_text"] == "What is the weather like today in San Francisco?"
+    )
+    assert result.quarantine["reason_code"].to_list() == ["missing_field"]  # the inner call, without its request
