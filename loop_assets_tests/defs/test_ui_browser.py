@@ -40,6 +40,8 @@ class Ui:
     ASSET = "/assets/{asset}"
     PARTITION = "/assets/{asset}?view=partitions&partition={day}"  # one day's latest materialisation
     LINEAGE_KEY = "lineage"  # eval_suite's markdown table of case ids and their file:line
+    LINEAGE_CASE = "case_id"  # its column header of the case id
+    LINEAGE_SOURCE = "file"  # part of its column header of file:line
     PLOT_KEY = "traces"  # scored_traces' figure plotted per day
     SHOW_MARKDOWN = "[Show Markdown]"
 
@@ -151,7 +153,7 @@ def test_the_asset_graph_shows_every_asset_of_the_loop(ui, page, tmp_path):
 
 @pytest.mark.slow
 def test_eval_suite_page_shows_the_lineage_of_every_case_to_its_file_and_line(ui, page, tmp_path):
-    suite = dict(ui.query("SELECT case_id, source_file || ':' || source_line FROM eval_suite"))
+    suite = dict(ui.query("SELECT case_id, source_file || ':' || source_line FROM eval_suite WHERE status = 'active'"))
     assert suite, "the range run promoted no case: nothing for the lineage table to show"
     with screenshots(page, tmp_path, ui) as shot:
         page.goto(Ui.ASSET.format(asset="eval_suite"))
@@ -160,7 +162,7 @@ def test_eval_suite_page_shows_the_lineage_of_every_case_to_its_file_and_line(ui
         table = page.get_by_role("dialog").get_by_role("table")
         sync_api.expect(table).to_be_visible(timeout=WAIT_MS)
         header = table.get_by_role("row").first.get_by_role("columnheader").all_inner_texts()
-        case, where = header.index("case_id"), next(i for i, h in enumerate(header) if "file" in h)
+        case, where = header.index(Ui.LINEAGE_CASE), next(i for i, h in enumerate(header) if Ui.LINEAGE_SOURCE in h)
         cells = [r.get_by_role("cell").all_inner_texts() for r in table.get_by_role("row").all()[1:]]
         shown = {c[case].strip(): c[where].strip() for c in cells}
         shot("eval-suite-lineage")
