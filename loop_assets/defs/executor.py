@@ -2,8 +2,9 @@
 
 The loop's steps run one after another (each writes the warehouse, in a pool of one), so a process per
 step only pays a Python start and a model load per step (4-6 s each). `in_process` is the default; set
-`EVAL_LOOP_EXECUTOR` to `multiprocess` (a process per step) or `celery` (each step a task on a Celery
-worker; the `cluster` extra, a Postgres instance and a DuckLake warehouse: README, "Running on a cluster").
+`EVAL_LOOP_EXECUTOR` to `multiprocess` (a process per step), `celery` (each step a task on a Celery
+worker; the `cluster` extra, a Postgres instance and a DuckLake warehouse: README, "Running on a cluster")
+or `k8s` (each step a Kubernetes job: dagster-k8s, on a Dagster deployed with its Helm chart).
 """
 
 from __future__ import annotations
@@ -37,10 +38,21 @@ def celery() -> dg.ExecutorDefinition:
     )
 
 
+def k8s() -> dg.ExecutorDefinition:
+    """dagster-k8s' executor: each step a Kubernetes job in the run's image (its config from the Helm chart's
+    run launcher). Imported only when chosen."""
+    try:
+        from dagster_k8s import k8s_job_executor
+    except ImportError as exc:
+        raise ValueError("EVAL_LOOP_EXECUTOR='k8s' needs dagster-k8s: pip install dagster-k8s==0.29.27") from exc
+    return k8s_job_executor
+
+
 EXECUTORS: dict[str, Callable[[], dg.ExecutorDefinition]] = {
     "in_process": lambda: dg.in_process_executor,
     "multiprocess": lambda: dg.multiprocess_executor,
     "celery": celery,
+    "k8s": k8s,
 }
 
 

@@ -17,13 +17,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from loop_assets.defs.executor import loop_executor
 from loop_assets.devtools.sample_traffic import write_traffic
 from loop_assets.warehouse import open_lake
 from loop_assets_tests.cluster import Cluster, split_days
 from loop_assets_tests.loop_runner import START, checks, new_loop
 from loop_assets_tests.services import require_services
-
-pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
 WEEK = [START + timedelta(days=i) for i in range(6)]
@@ -39,6 +38,17 @@ def week(tmp_path_factory) -> Path:
     return out
 
 
+def test_the_celery_executor_is_one_setting_and_takes_its_broker_from_the_environment(monkeypatch):
+    monkeypatch.setenv("EVAL_LOOP_EXECUTOR", "celery")
+    monkeypatch.setenv("EVAL_LOOP_CELERY_BROKER", "redis://broker.internal:6379/3")
+    monkeypatch.delenv("EVAL_LOOP_CELERY_BACKEND", raising=False)
+    executor = loop_executor()
+    assert executor.name == "celery"
+    config = executor.config_schema.resolve_config({}).value["config"]  # what a run gets without run config
+    assert config["broker"] == config["backend"] == "redis://broker.internal:6379/3"
+
+
+@pytest.mark.slow
 def test_two_celery_workers_and_concurrent_runs_build_the_laptop_s_suite(tmp_path, week, monkeypatch):
     require_services()
     began = time.monotonic()
