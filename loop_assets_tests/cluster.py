@@ -42,8 +42,10 @@ class Cluster:
     redis: Redis = field(init=False)
     workers: list[subprocess.Popen] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    launched: int = 0
 
-    def start(self) -> Cluster:
+    def start(self, **worker_env: str) -> Cluster:
+        """Servers, instance, lake, then the workers (with `worker_env` added to their environment)."""
         self.postgres = Postgres(self.root / "postgres").start()
         self.redis = Redis(self.root / "redis").start()
         self.postgres.create_database("dagster")
@@ -70,20 +72,26 @@ class Cluster:
         # once, before any run: Dagster's tables, the pool's row and the lake
         subprocess.run(["bash", str(ROOT / "deploy" / "cluster" / "init.sh")], cwd=ROOT, env=self.env, check=True,
                        timeout=120)  # fmt: skip
+        return self.start_workers(**worker_env)
+
+    def start_workers(self, **worker_env: str) -> Cluster:
+        """`dagster-celery worker start` per worker, each its own process group; back when all are ready."""
+        logs = {name: self.root / f"{name}-{int(time.time() * 1000)}.log" for name in self.names}
+        env = {**self.env, **worker_env}
         for name in self.names:
-            log = (self.root / f"{name}.log").open("wb")
+            log = logs[name].open("wb")
             self.workers.append(
                 subprocess.Popen(
                     [str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y",
                      str(ROOT / "deploy" / "cluster" / "celery.yaml"), "-n", name, "--", "--concurrency=1"],
-                    cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 )
             )  # fmt: skip
         deadline = time.monotonic() + 90
         for name, worker in zip(self.names, self.workers, strict=True):
-            while b" ready." not in (self.root / f"{name}.log").read_bytes():
+            while b" ready." not in logs[name].read_bytes():
                 if worker.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not start:\n{(self.root / f'{name}.log').read_text()[-3000:]}")
+                    raise RuntimeError(f"{name} did not start:\n{logs[name].read_text()[-3000:]}")
                 time.sleep(0.2)
         return self
 
@@ -93,12 +101,18 @@ class Cluster:
 
     def materialize(self, first, last) -> subprocess.Popen:
         """`dagster asset materialize` of the loop's assets for days first..last: its steps go to the workers."""
-        log = (self.root / f"run-{first}.log").open("wb")
+        self.launched += 1
+        log = (self.root / f"run{self.launched}-{first}.log").open("wb")
         return subprocess.Popen(
             [str(BIN / "dagster"), "asset", "materialize", "-m", "loop_assets.definitions", "--select",
              ",".join(LOOP_TABLES), "--partition-range", f"{first}...{last}"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+
+    def tails(self, chars: int = 3000) -> str:
+        """The end of every run's and worker's log, for a failure message."""
+        return "\n".join(f"--- {log.name} ---\n{log.read_text(errors='replace')[-chars:]}"
+                         for log in sorted(self.root.glob("*.log")))  # fmt: skip
 
     def wait(self, runs: list[subprocess.Popen], timeout: float) -> list[int]:
         """Exit codes of `runs`; past `timeout` every run's process group is killed and TimeoutError raised."""
@@ -113,8 +127,15 @@ class Cluster:
             raise TimeoutError(f"runs did not finish in {timeout:g} s; logs under {self.root}") from None
 
     def stop(self) -> None:
-        """The workers, then the servers. A worker is the CLI, the celery process it starts and its pool's
-        child, one process group: SIGTERM to the group (Celery's warm shutdown), SIGKILL what outlives 20 s."""
+        """The workers, then the servers (those that started)."""
+        self.stop_workers()
+        for server in (getattr(self, "redis", None), getattr(self, "postgres", None)):
+            if server is not None:
+                server.stop()
+
+    def stop_workers(self) -> None:
+        """A worker is the CLI, the celery process it starts and its pool's child, one process group:
+        SIGTERM to the group (Celery's warm shutdown), SIGKILL what outlives 20 s."""
         for worker in self.workers:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(worker.pid, signal.SIGTERM)
@@ -127,8 +148,6 @@ class Cluster:
                 os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(timeout=10)
         self.workers = []
-        self.redis.stop()
-        self.postgres.stop()
 
 
 def _group_alive(pgid: int) -> bool:
