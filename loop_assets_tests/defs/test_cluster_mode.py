@@ -2,17 +2,20 @@
 
 Dagster's instance on Postgres (deploy/cluster/dagster.yaml), the warehouse a DuckLake in the same
 Postgres server, the Celery executor (EVAL_LOOP_EXECUTOR=celery) sending every step to two workers
-(`dagster-celery worker start`, deploy/cluster/celery.yaml), and one `dagster asset materialize` per day
-launched all at once. The suite and every grading decision must equal the laptop's (in-process runs, day
-after day, on a DuckDB file) on the same generated traffic, and both workers must have run steps.
+(`dagster-celery worker start`, deploy/cluster/celery.yaml; the helper is loop_assets_tests/cluster.py).
+A generated week runs as two `dagster asset materialize` range runs launched together; one worker's
+process is killed inside a step's partition transaction, and the runs are launched again, together, on
+restarted workers. The suite, every grading decision, the failure families and the partition log must
+then equal the laptop's (one in-process run on a DuckDB file, same input), with steps on both workers.
+One test, one cluster: starting one costs 15-30 s on these machines.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,7 +29,6 @@ from loop_assets_tests.cluster import Cluster, split_days
 from loop_assets_tests.loop_runner import START, checks, new_loop
 from loop_assets_tests.services import require_services
 
-BIN = Path(sys.executable).parent
 WEEK = [START + timedelta(days=i) for i in range(6)]
 HALVES = split_days(WEEK[0], len(WEEK), 2)  # two range runs, launched together
 CASES = "SELECT case_id, app, day, label, input_text, weight FROM eval_suite ORDER BY case_id"
@@ -53,7 +55,7 @@ def test_the_celery_executor_is_one_setting_and_takes_its_broker_from_the_enviro
 
 
 @pytest.mark.slow
-def test_two_celery_workers_and_concurrent_runs_build_the_laptop_s_suite(tmp_path, week, monkeypatch):
+def test_two_workers_concurrent_runs_and_a_worker_killed_mid_step_give_the_laptop_s_tables(tmp_path, week, monkeypatch):
     require_services()
     began = time.monotonic()
     laptop = new_loop(tmp_path / "laptop", week)
@@ -61,58 +63,43 @@ def test_two_celery_workers_and_concurrent_runs_build_the_laptop_s_suite(tmp_pat
     assert result.success and all(checks(result).values())
     on_laptop = time.monotonic() - began
     cluster = Cluster(tmp_path / "cluster", new_loop(tmp_path / "cluster-data", week).incoming)
-    try:
-        started = time.monotonic()
-        cluster.start()
-        up = time.monotonic() - started
-        runs = [cluster.materialize(*half) for half in HALVES]  # at once: the pool and the grading order decide
-        assert cluster.wait(runs, timeout=240) == [0, 0], cluster.tails()
-        ran = time.monotonic() - started - up
-        monkeypatch.setenv("DAGSTER_POSTGRES_URL", cluster.env["DAGSTER_POSTGRES_URL"])
-        instance = dg.DagsterInstance.from_config(cluster.env["DAGSTER_HOME"])
-        records = instance.get_run_records()
-        assert len(records) == len(HALVES) and {r.dagster_run.status for r in records} == {dg.DagsterRunStatus.SUCCESS}
-        hosts = set()
-        for record in records:
-            for entry in instance.all_logs(record.dagster_run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
-                data = entry.dagster_event.engine_event_data if entry.dagster_event else None
-                if data is not None and "Celery worker" in data.metadata:
-                    hosts.add(str(data.metadata["Celery worker"].value).split("@")[0])
-        instance.dispose()
-        assert hosts == set(cluster.names), hosts  # both workers ran steps
-        with open_lake(cluster.env["EVAL_LOOP_DUCKLAKE_CATALOG"]) as con:
-            cases, decisions = con.execute(CASES).pl(), con.execute(DECISIONS).pl()
-        print(f"laptop: {len(WEEK)} days {on_laptop:.1f} s; cluster: up {up:.1f} s, {len(HALVES)} runs {ran:.1f} s")
-    finally:
-        cluster.stop()
-    assert cases.height > 0
-    assert cases.equals(laptop.table(CASES))
-    assert decisions.equals(laptop.table(DECISIONS))
-
-
-@pytest.mark.slow
-def test_a_worker_killed_in_the_middle_of_a_step_then_a_rerun_gives_the_laptop_s_tables(tmp_path, week):
-    require_services()
-    days = (WEEK[0], WEEK[2])
-    laptop = new_loop(tmp_path / "laptop", week)
-    assert laptop.run(days=days).success
-    cluster = Cluster(tmp_path / "cluster", new_loop(tmp_path / "cluster-data", week).incoming)
     marker = tmp_path / "paused"
     try:
-        # the step that embeds and clusters stops inside its partition transaction (the project's crash hook)
-        cluster.start(EVAL_LOOP_PAUSE_AT=f"failure_clusters:{days[0]}", EVAL_LOOP_PAUSE_MARKER=str(marker))
-        run = cluster.materialize(*days)
+        started = time.monotonic()
+        # the first run's embedding step stops inside its partition transaction (the project's crash hook)
+        cluster.start(EVAL_LOOP_PAUSE_AT=f"failure_clusters:{WEEK[0]}", EVAL_LOOP_PAUSE_MARKER=str(marker))
+        up = time.monotonic() - started
+        first = [cluster.materialize(*half) for half in HALVES]  # at once: the pool and the grading order decide
         deadline = time.monotonic() + 180
         while not marker.exists():
-            assert run.poll() is None and time.monotonic() < deadline, cluster.tails()
+            assert first[0].poll() is None and time.monotonic() < deadline, cluster.tails()
             time.sleep(0.2)
         os.kill(int(marker.read_text().split()[1]), signal.SIGKILL)  # the worker's process running the step
-        assert cluster.wait([run], timeout=120) != [0], cluster.tails()  # the run fails with its lost step
-        cluster.stop_workers()  # workers as they are after a deploy: no crash hook
+        # the first run fails with its lost step; the second cannot grade its days before the first's
+        assert cluster.wait(first, timeout=180) == [1, 1], cluster.tails()
+        cluster.stop_workers()  # workers as after a deploy: no crash hook
         cluster.start_workers()
-        assert cluster.wait([cluster.materialize(*days)], timeout=240) == [0], cluster.tails()
+        started = time.monotonic()
+        again = [cluster.materialize(*half) for half in HALVES]
+        assert cluster.wait(again, timeout=240) == [0, 0], cluster.tails()
+        rerun = time.monotonic() - started
+        monkeypatch.setenv("DAGSTER_POSTGRES_URL", cluster.env["DAGSTER_POSTGRES_URL"])
+        instance = dg.DagsterInstance.from_config(cluster.env["DAGSTER_HOME"])
+        try:
+            statuses = [r.dagster_run.status for r in instance.get_run_records()]
+            hosts = {
+                str(entry.dagster_event.engine_event_data.metadata["Celery worker"].value).split("@")[0]
+                for record in instance.get_run_records()
+                for entry in instance.all_logs(record.dagster_run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+                if "Celery worker" in entry.dagster_event.engine_event_data.metadata
+            }
+        finally:
+            instance.dispose()
+        assert Counter(statuses) == {dg.DagsterRunStatus.FAILURE: 2, dg.DagsterRunStatus.SUCCESS: 2}
+        assert hosts == set(cluster.names), hosts  # both workers ran steps
         with open_lake(cluster.env["EVAL_LOOP_DUCKLAKE_CATALOG"]) as con:
             tables = {sql: con.execute(sql).pl() for sql in (CASES, DECISIONS, CLUSTERS, LOGGED)}
+        print(f"laptop run {on_laptop:.1f} s; cluster up {up:.1f} s; the two runs again {rerun:.1f} s")
     finally:
         cluster.stop()
     assert tables[CASES].height > 0
