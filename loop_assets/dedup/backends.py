@@ -47,19 +47,12 @@ from typing import Any
 import numpy as np
 
 BACKENDS = ("torch", "onnx", "openvino", "openvino_static")
-"""Backends an encoder can run on; `auto` (the config default) resolves to MEASURED_DEFAULT."""
-
-MEASURED_DEFAULT = "openvino"
-"""The fastest backend whose dedup decisions agree with torch fp32 on at least 99% of the benchmark's
-failures, among those that need no calibration data (`CALIBRATED` are left out: their agreement is
-measured on the same generated traffic they were calibrated on, so it overstates how they do on real
-traffic). On the 100,000-trace bench day (3,631 distinct failure texts, 2 AMD EPYC cores): torch fp32
-74.5 texts/s; openvino 194 (2.60x, 99.6% same decisions); openvino_static 233 (3.13x, 99.5%, calibrated);
-onnx 189 (2.54x, 98.4%: below the bar, and its dynamic activation scales make a text's vector depend on
-its batch). `auto` uses it when its runtime is installed, else torch."""
+"""Backends an encoder can run on; `auto` (the config default) is chosen per machine (`backend_choice`)."""
 
 CALIBRATED = frozenset({"openvino_static"})
-"""Backends whose activation ranges were fitted on generated traffic; never the measured default."""
+"""Backends whose activation ranges were fitted on generated traffic; never chosen by `auto` (their agreement
+is measured on the same kind of generated text they were calibrated on, so it overstates how they do on
+real traffic)."""
 
 PAD_MULTIPLE = 16
 """Texts are padded to a multiple of this many tokens (see `_RuntimeEncoder.batches`)."""
@@ -103,10 +96,22 @@ def _require(backend: str) -> None:
         raise BackendUnavailable(f"the {backend} embedding backend needs {needs(backend)}: pip install {packages}")
 
 
-def resolve_backend(backend: str) -> str:
-    """`auto` -> MEASURED_DEFAULT when its runtime is installed, else torch; any other name as given."""
+def resolve_backend(backend: str, model_path: str | Path | None = None) -> str:
+    """`auto` -> the backend measured fastest at >= 99% decision agreement with torch fp32 on this machine
+    for this model (`backend_choice.auto_backend`: measured once, then read from beside the exports; without
+    `model_path`, the shipped all-MiniLM-L6-v2), or torch when no int8 runtime is installed; any other name
+    as given."""
     if backend == "auto":
-        return MEASURED_DEFAULT if available(MEASURED_DEFAULT) else "torch"
+        from loop_assets.dedup import backend_choice
+
+        if not backend_choice.candidates():
+            return "torch"
+        if model_path is None:
+            from loop_assets.dedup.embedding import resolve_model_path
+
+            model_path = resolve_model_path("all-MiniLM-L6-v2")
+        chosen = backend_choice.auto_backend(model_path)
+        return chosen if available(chosen) else "torch"
     if backend not in BACKENDS:
         raise ValueError(f"unknown embedding backend {backend!r}; use one of auto, {', '.join(BACKENDS)}")
     return backend

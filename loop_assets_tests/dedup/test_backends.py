@@ -1,10 +1,12 @@
 """Embedding backends: int8 ONNX Runtime and OpenVINO exports of the shipped model, made once, agreeing with torch."""
 
+import json
+
 import numpy as np
 import pytest
 
 from loop_assets.config import ConfigError, LoopConfig
-from loop_assets.dedup import backends
+from loop_assets.dedup import backend_choice, backends
 from loop_assets.dedup.embedding import SentenceEncoder, model_id, resolve_model_path
 
 TEXTS = [
@@ -58,13 +60,72 @@ def test_an_export_is_atomic_and_a_failed_build_leaves_nothing(tmp_path, monkeyp
     assert (target / "model.onnx").read_text() == "ok" and (target / "done").is_file()
 
 
-def test_auto_is_the_measured_default_and_names_are_checked():
-    assert backends.MEASURED_DEFAULT in backends.BACKENDS
-    assert backends.resolve_backend("auto") == backends.MEASURED_DEFAULT  # its runtime is a dependency
+def test_auto_is_measured_once_on_this_machine_and_read_back_after():
+    model_path = resolve_model_path("all-MiniLM-L6-v2")
+    chosen = backends.resolve_backend("auto")  # measured here the first time on a machine, then cached
+    path = backend_choice.choice_file(model_path)
+    record = json.loads(path.read_text())
+    assert path.parent == backends.export_dir(model_path, "onnx").parent  # beside the exports
+    assert chosen == record["chosen"] == backend_choice.choose(record["backends"])
+    assert chosen not in backends.CALIBRATED
+    assert record["backends"][chosen]["agreement"] >= backend_choice.MIN_AGREEMENT
+    assert record["cpu"]["model"] == backend_choice.cpu_info()["model"]
+    for name in backend_choice.candidates():  # every candidate was measured against torch
+        figures = record["backends"][name]
+        assert figures["speedup_vs_torch"]["min"] <= figures["speedup_vs_torch"]["median"]
+        assert len(figures["texts_per_s"]["values"]) == record["repeats"]
+    before = path.stat().st_mtime_ns
+    backend_choice._chosen.clear()  # a new process: it reads the file, it does not measure again
+    assert backends.resolve_backend("auto") == chosen and path.stat().st_mtime_ns == before
     assert backends.resolve_backend("torch") == "torch"
     with pytest.raises(ValueError, match="unknown embedding backend"):
         backends.resolve_backend("tpu")
     assert SentenceEncoder(model="all-MiniLM-L6-v2").model_id == model_id("all-MiniLM-L6-v2", "torch")
+
+
+def test_a_cached_choice_is_what_auto_is_and_the_cache_key_names_it(tmp_path, monkeypatch):
+    # Another machine's measurement (here: written by hand) is what auto reads; no measurement is made.
+    monkeypatch.setenv("EVAL_LOOP_MODEL_CACHE", str(tmp_path))
+    model_path = resolve_model_path("all-MiniLM-L6-v2")
+    path = backend_choice.choice_file(model_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"chosen": "onnx", "backends": {}}))
+    encoder = SentenceEncoder(model="all-MiniLM-L6-v2", backend="auto")
+    assert encoder.resolved_backend == "onnx"
+    assert encoder.model_id == "sentence-transformers/all-MiniLM-L6-v2@onnx"  # names the backend actually used
+
+
+def test_auto_takes_the_fastest_backend_that_agrees_on_99_percent_never_a_calibrated_one():
+    def figures(speedup, agreement):
+        return {"speedup_vs_torch": {"median": speedup}, "agreement": agreement}
+
+    # the AVX2-only EPYC of issue 15: onnx fastest but 98.4% agreement; openvino 1.11x at 99.6%
+    measured = {
+        "torch": figures(1.0, 1.0),
+        "onnx": figures(1.83, 0.984),
+        "openvino": figures(1.11, 0.996),
+        "openvino_static": figures(2.5, 0.995),
+    }
+    assert backend_choice.choose(measured) == "openvino"
+    measured["onnx"]["agreement"] = 0.993
+    assert backend_choice.choose(measured) == "onnx"
+    measured = {"torch": figures(1.0, 1.0), "openvino": figures(0.9, 0.999)}  # slower than torch: torch
+    assert backend_choice.choose(measured) == "torch"
+
+
+def test_cpu_features_come_from_proc_cpuinfo_and_key_the_choice(tmp_path):
+    avx2_only = tmp_path / "cpuinfo"
+    avx2_only.write_text("model name\t: AMD EPYC 7B12\nflags\t\t: fpu sse2 avx avx2 fma\n\n")
+    info = backend_choice.cpu_info(avx2_only)
+    assert info["model"] == "AMD EPYC 7B12" and info["features_source"] == str(avx2_only)
+    assert info["features"] == {"AVX2": True, "AVX-512": False, "AVX-512 VNNI": False, "AVX-VNNI": False, "AMX": False}
+    assert backend_choice.describe_features(info) == "AVX2; no AVX-512, AVX-512 VNNI, AVX-VNNI, AMX"
+    sapphire = tmp_path / "spr"
+    sapphire.write_text("model name\t: Intel Xeon\nflags\t\t: avx2 avx512f avx512_vnni amx_tile amx_int8 avx_vnni\n")
+    assert all(backend_choice.cpu_info(sapphire)["features"].values())
+    assert backend_choice.cpu_key(info) != backend_choice.cpu_key(backend_choice.cpu_info(sapphire))
+    elsewhere = backend_choice.cpu_info(tmp_path / "missing")  # not Linux: numpy's probe, AMX unknown
+    assert elsewhere["features_source"] in ("numpy", "none") and elsewhere["features"]["AMX"] is None
 
 
 def test_the_config_validates_the_backend(tmp_path):
@@ -121,8 +182,9 @@ def test_the_loop_embeds_with_the_configured_backend():
     from loop_assets.defs.resources import Embedder
 
     default = LoopConfig()
-    assert Embedder().model_id(default) == model_id("all-MiniLM-L6-v2", backends.MEASURED_DEFAULT)
-    assert Embedder().encoder(default).resolved_backend == backends.MEASURED_DEFAULT
+    chosen = backends.resolve_backend("auto")
+    assert Embedder().model_id(default) == model_id("all-MiniLM-L6-v2", chosen)
+    assert Embedder().encoder(default).resolved_backend == chosen
     pinned = LoopConfig.model_validate({"embedding": {"backend": "torch"}})
     assert Embedder().model_id(pinned) == "sentence-transformers/all-MiniLM-L6-v2@torch"
     assert Embedder(backend="openvino").model_id(pinned).endswith("@openvino")  # the resource overrides the file
