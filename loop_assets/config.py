@@ -263,8 +263,9 @@ class EmbeddingConfig(_Strict):
         default="auto",
         description="torch (fp32), onnx, openvino or openvino_static (int8, exported once from the local model "
         "files); auto is "
-        "the fastest backend whose dedup decisions agree with torch on at least 99% of the benchmark's "
-        "failures (dedup.backends.MEASURED_DEFAULT), or torch when its runtime is not installed.",
+        "the fastest backend whose dedup decisions agree with torch on at least 99% of the calibration texts and "
+        "whose vectors do not depend on their batch, measured once on this machine and cached beside the exports "
+        "(dedup.backend_choice), or torch when no int8 runtime is installed.",
     )
 
     @field_validator("backend")
