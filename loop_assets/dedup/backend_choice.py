@@ -5,9 +5,11 @@ The fastest int8 backend depends on the CPU (on 2 AVX2-only EPYC cores onnx was 
 instruction set). So `auto` measures on the machine it runs on: the candidate backends and torch fp32 on
 the shipped calibration texts, their texts/s as interleaved repetitions (torch, onnx, openvino, torch,
 ...: each speed-up is the median of per-repetition ratios, so a busy machine slows both sides alike) and
-how often their promote/duplicate decisions agree with torch fp32's at the dedup thresholds. It takes the
-fastest backend whose agreement is at least MIN_AGREEMENT, never a calibrated one (`backends.CALIBRATED`),
-and torch when none qualifies.
+how often their promote/duplicate decisions agree with torch fp32's at the dedup thresholds, and whether a
+text's vector stays the same whatever else is in its batch. It takes the fastest backend whose agreement
+is at least MIN_AGREEMENT and whose vectors do not depend on their batch (BATCH_TOLERANCE: the loop's
+embedding cache and its determinism rely on it), never a calibrated one (`backends.CALIBRATED`), and
+torch when none qualifies.
 
 The choice is written beside the exported models (`<model export folder>/auto-<cpu key>.json`, keyed by
 the CPU model and its features and, through the folder, by the model's fingerprint), under a file lock so
@@ -40,13 +42,18 @@ AVX2 machine: not chosen there)."""
 AGREEMENT_TEXTS = 1000
 """Calibration texts whose decisions are compared (one decision in 1,000 is 0.1% of agreement)."""
 
-SPEED_TEXTS = 256
+SPEED_TEXTS = 128
 """Calibration texts each interleaved speed repetition embeds (texts of every length, in file order)."""
 
 REPEATS = 3
 """Interleaved speed repetitions (after the agreement pass, which is not timed)."""
 
-CHOICE_VERSION = "1"
+BATCH_TOLERANCE = 1e-5
+"""How far a text's vector may move with the other texts of its batch for a backend to be chosen: the loop
+caches vectors and runs may batch a day differently, so a vector must depend on its text alone (onnx's
+dynamic activation scales are per batch: its vectors moved by 0.04 here)."""
+
+CHOICE_VERSION = "2"
 """Bump when the measurement changes, so cached choices are redone."""
 
 # CPU features that decide how int8 matrix products run: name shown -> /proc/cpuinfo flag(s), numpy's name.
@@ -250,6 +257,22 @@ def agreements(
     return out
 
 
+def batch_drift(encoders: dict[str, Callable[[list[str]], np.ndarray]], texts: list[str]) -> dict[str, float]:
+    """Per backend: the largest change of any vector of `texts` when they are embedded in other batches
+    (reversed order, and the first 37 alone) instead of together."""
+    out = {}
+    for name, encoder in encoders.items():
+        if name == "torch":  # the reference, and the fallback whatever it does
+            continue
+        together = encoder(texts)
+        reversed_ = encoder(texts[::-1])[::-1]
+        first = encoder(texts[:37])
+        out[name] = round(
+            float(max(np.abs(reversed_ - together).max(), np.abs(first - together[:37]).max())) if texts else 0.0, 7
+        )
+    return out
+
+
 def speeds(
     encoders: dict[str, Callable[[list[str]], np.ndarray]], texts: list[str], repeats: int = REPEATS
 ) -> dict[str, Any]:
@@ -296,6 +319,9 @@ def measure(
     names = ["torch", *[b for b in backends if b != "torch"]]
     encoders, load_seconds = load_encoders(model_path, names, batch_size, log)
     figures = agreements(encoders, texts, None, thresholds)
+    drift = batch_drift(encoders, speed_texts)
+    for name in names:
+        figures[name]["batch_drift"] = drift.get(name)
     if log:
         log(f"  {repeats} interleaved repetitions of {', '.join(names)} on {len(speed_texts)} texts ...")
     speed = speeds(encoders, speed_texts, repeats)
@@ -313,7 +339,8 @@ def measure(
 
 def choose(figures: dict[str, dict[str, Any]], min_agreement: float = MIN_AGREEMENT) -> str:
     """The backend with the highest median speed-up over torch among those agreeing on at least
-    `min_agreement` of the decisions and needing no calibration data; torch when none is faster."""
+    `min_agreement` of the decisions, whose vectors do not depend on their batch (BATCH_TOLERANCE) and
+    that need no calibration data; torch when none is faster."""
     from loop_assets.dedup.backends import CALIBRATED
 
     best, best_speedup = "torch", 1.0
@@ -321,7 +348,8 @@ def choose(figures: dict[str, dict[str, Any]], min_agreement: float = MIN_AGREEM
         speedup = (f.get("speedup_vs_torch") or {}).get("median")
         if name == "torch" or name in CALIBRATED or speedup is None:
             continue
-        if (f.get("agreement") or 0) >= min_agreement and speedup > best_speedup:
+        stable = (f.get("batch_drift") or 0.0) <= BATCH_TOLERANCE  # a vector must not depend on its batch
+        if (f.get("agreement") or 0) >= min_agreement and stable and speedup > best_speedup:
             best, best_speedup = name, speedup
     return best
 
@@ -422,14 +450,14 @@ def render(record: dict[str, Any]) -> str:
         f"{record['load_average'][0]} -> {record['load_average'][1]}; agreement on {record['texts']} calibration "
         f"texts, speed as {record['repeats']} interleaved repetitions on {record['speed_texts']} texts.",
         "",
-        "| backend | texts/s (median) | x torch median (min-max) | agreement | min cosine to torch |",
-        "|---|---|---|---|---|",
+        "| backend | texts/s (median) | x torch median (min-max) | agreement | min cosine to torch | batch drift |",
+        "|---|---|---|---|---|---|",
     ]
     for name, f in record["backends"].items():
         s = f["speedup_vs_torch"]
         lines.append(
             f"| {name} | {f['texts_per_s']['median']} | {s['median']} ({s['min']}-{s['max']}) | "
-            f"{f['agreement']:.2%} | {f['min_cosine_to_torch']} |"
+            f"{f['agreement']:.2%} | {f['min_cosine_to_torch']} | {f.get('batch_drift')} |"
         )
     return "\n".join(lines)
 

@@ -605,7 +605,7 @@ def backend_figures(
     """Each backend against torch fp32: decision agreement on the generated texts and on real texts (in time
     order, per app, at every dedup threshold), and texts/s as interleaved repetitions on `speed_texts` of
     the generated texts, with each speed-up the median of per-repetition ratios."""
-    from loop_assets.dedup.backend_choice import agreements, load_encoders, speeds
+    from loop_assets.dedup.backend_choice import agreements, batch_drift, load_encoders, speeds
     from loop_assets.dedup.backends import BACKENDS, available
 
     thresholds = sorted({t for _, t in config.dedup.threshold_schedule})
@@ -615,7 +615,9 @@ def backend_figures(
     gen = agreements(encoders, ordered["text"].to_list(), ordered["app"].to_list(), thresholds)
     real = real if real is not None else pl.DataFrame(schema={"app": pl.String, "text": pl.String})
     on_real = agreements(encoders, real["text"].to_list(), real["app"].to_list(), thresholds)
-    speed = speeds(encoders, ordered["text"].head(speed_texts).to_list(), repeats)
+    speed_batch = ordered["text"].head(speed_texts).to_list()
+    drift = batch_drift(encoders, speed_batch)
+    speed = speeds(encoders, speed_batch, repeats)
     figures: dict[str, dict[str, Any]] = {}
     for name in BACKENDS:
         if name not in encoders:
@@ -634,6 +636,7 @@ def backend_figures(
             "texts": ordered.height,
             "agreement_real": on_real[name]["agreement"],
             "min_cosine_real": on_real[name]["min_cosine_to_torch"],
+            "batch_drift": drift.get(name),
             "real_texts": real.height,
             "speed_texts": min(speed_texts, ordered.height),
             "repeats": speed["repeats"],
@@ -825,13 +828,15 @@ def run_bench(
 
 def recommended_backend(backends: dict[str, dict[str, Any]], min_agreement: float = 0.99) -> str:
     """The fastest backend whose decisions agree with torch fp32 on at least `min_agreement` of the generated
-    texts and of the real texts (where measured), among those needing no calibration data (see
-    `dedup.backends.CALIBRATED`)."""
+    texts and of the real texts (where measured) and whose vectors do not depend on their batch, among
+    those needing no calibration data (see `dedup.backends.CALIBRATED`)."""
+    from loop_assets.dedup.backend_choice import BATCH_TOLERANCE
     from loop_assets.dedup.backends import CALIBRATED
 
     def agrees(f: dict[str, Any]) -> bool:
         real = f.get("agreement_real")
-        return (f.get("agreement") or 0) >= min_agreement and (real is None or real >= min_agreement)
+        stable = (f.get("batch_drift") or 0.0) <= BATCH_TOLERANCE
+        return (f.get("agreement") or 0) >= min_agreement and (real is None or real >= min_agreement) and stable
 
     ok = {
         name: f["texts_per_s"]
@@ -1042,6 +1047,7 @@ def render(result: dict[str, Any]) -> str:
                 "agreement generated",
                 "agreement real",
                 "min cosine",
+                "batch drift",
                 "load",
             ],
             [
@@ -1053,6 +1059,7 @@ def render(result: dict[str, Any]) -> str:
                     f.get("agreement"),
                     f.get("agreement_real"),
                     f.get("min_cosine_to_torch"),
+                    f.get("batch_drift"),
                     _load_text(f.get("load_average")),
                 ]
                 for name, f in result["backends"].items()
@@ -1067,7 +1074,8 @@ def render(result: dict[str, Any]) -> str:
         else "`embedding.backend: auto` has not measured this machine yet"
     )
     parts.append(
-        f"\nFastest backend with >= 99% agreement on generated and real text that needs no calibration data on "
+        "\nFastest backend with >= 99% agreement on generated and real text, vectors independent of their batch "
+        "(batch drift: the largest change of a vector embedded in other batches) and no calibration data, on "
         f"this run: **{result['recommended_backend']}**; this run embedded with {result['default_backend']}. "
         f"{auto_text}. openvino_static is calibrated on generated traffic, so its generated-text agreement is "
         "measured on the kind of text it was fitted to."
