@@ -18,8 +18,8 @@ from loop_assets.llm_client import ChatClient
 from loop_assets.warehouse import (
     DEFAULT_LOCK_TIMEOUT_SECONDS,
     DUCKLAKE_CATALOG,
+    lake_cursor,
     lock_timeout_seconds,
-    open_lake,
     open_warehouse,
     warehouse_path,
 )
@@ -57,11 +57,8 @@ class Warehouse(DuckDBResource):
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         if self.ducklake_catalog:
-            # the data path is the catalog's own, set once by `python -m loop_assets.scale.lake init`
-            con = open_lake(
-                self.ducklake_catalog,
-                config={"custom_user_agent": "dagster", **self.connection_config},
-            )
+            # one attachment per process, a cursor per use; the data path is the catalog's own (`lake init`)
+            con = lake_cursor(self.ducklake_catalog)
         else:
             con = open_warehouse(
                 self.database,
