@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The servers cluster mode runs on, from Debian packages: Postgres (Dagster's instance and the DuckLake
-# catalog) and Redis (the Celery broker). Run as root; the cluster tests call it when they are missing.
+# catalog) and Redis (the Celery broker), as root with apt; elsewhere it says what is missing and leaves it
+# (the cluster tests then skip, naming it). .ci/run calls it, and the tests do when a server is missing.
 set -euo pipefail
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
