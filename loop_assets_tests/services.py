@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import os
 import shutil
 import signal
@@ -41,8 +42,18 @@ def missing_services() -> list[str]:
             if path is None]  # fmt: skip
 
 
+def require_cluster_extra() -> None:
+    """Skip, saying how to install it, where the `cluster` extra is not installed (`make test` installs it)."""
+    missing = [m for m in ("dagster_celery", "dagster_postgres", "duckdb_extension_ducklake")
+               if importlib.util.find_spec(m) is None]  # fmt: skip
+    if missing:
+        pytest.skip(f"the cluster extra is not installed ({', '.join(missing)}): pip install -e '.[cluster]'")
+
+
 def require_services() -> None:
-    """Install Postgres and Redis when missing (as root, with apt), else skip with the reason."""
+    """The cluster extra, and Postgres and Redis, installed when missing (as root, with apt); else a skip
+    with the reason."""
+    require_cluster_extra()
     missing = missing_services()
     if not missing:
         return

@@ -27,7 +27,7 @@ from loop_assets.devtools.sample_traffic import write_traffic
 from loop_assets.warehouse import open_lake
 from loop_assets_tests.cluster import Cluster, split_days
 from loop_assets_tests.loop_runner import START, checks, new_loop
-from loop_assets_tests.services import require_services
+from loop_assets_tests.services import require_cluster_extra, require_services
 
 WEEK = [START + timedelta(days=i) for i in range(6)]
 HALVES = split_days(WEEK[0], len(WEEK), 2)  # two range runs, launched together
@@ -45,6 +45,7 @@ def week(tmp_path_factory) -> Path:
 
 
 def test_the_celery_executor_is_one_setting_and_takes_its_broker_from_the_environment(monkeypatch):
+    require_cluster_extra()
     monkeypatch.setenv("EVAL_LOOP_EXECUTOR", "celery")
     monkeypatch.setenv("EVAL_LOOP_CELERY_BROKER", "redis://broker.internal:6379/3")
     monkeypatch.delenv("EVAL_LOOP_CELERY_BACKEND", raising=False)
