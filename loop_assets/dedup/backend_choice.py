@@ -25,6 +25,7 @@ openvino 1.11x at 99.6%) the same rule gives openvino, or torch if openvino meas
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -123,9 +124,15 @@ def describe_features(info: dict[str, Any]) -> str:
     return ", ".join(have or ["none of " + "/".join(CPU_FEATURES)]) + (f"; no {', '.join(lack)}" if lack else "")
 
 
+@functools.cache
+def _this_cpu() -> dict[str, Any]:
+    """This process's CPU, read once (`auto` asks for its key on every embedding cache key)."""
+    return cpu_info()
+
+
 def cpu_key(info: dict[str, Any] | None = None) -> str:
     """Names a CPU kind: its model name, features and core count (throughput in OpenVINO's mode follows cores)."""
-    info = info or cpu_info()
+    info = info or _this_cpu()
     text = json.dumps([info["model"], sorted(n for n, v in info["features"].items() if v), info["cores"]])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
