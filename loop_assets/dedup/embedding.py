@@ -50,7 +50,7 @@ class SentenceEncoder:
     """A sentence-transformers model, loaded on first use and kept for the life of the object.
 
     `backend` is torch (fp32), onnx or openvino (int8, exported once from the shipped model files,
-    see `dedup.backends`), or auto (the measured default, `backends.MEASURED_DEFAULT`). Vectors of
+    see `dedup.backends`), or auto (measured once on this machine for this model, `dedup.backend_choice`). Vectors of
     different backends differ slightly, so `model_id` (the embedding cache key) names the backend.
     """
 
@@ -65,7 +65,7 @@ class SentenceEncoder:
     def resolved_backend(self) -> str:
         from loop_assets.dedup.backends import resolve_backend
 
-        return resolve_backend(self.backend)
+        return resolve_backend(self.backend, resolve_model_path(self.model) if self.backend == "auto" else None)
 
     @property
     def model_id(self) -> str:
