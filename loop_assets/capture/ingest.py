@@ -76,16 +76,20 @@ def ingest_file(
 ) -> IngestResult:
     """`ingest` of the one file at `path`, wherever it is (named by its file name): how `file_days`
     learns exactly which days a file's records go to."""
+    return assemble(_read_one(Path(path), ingest, document, now), run_id, None)
+
+
+def _read_one(path: Path, ingest: IngestConfig, document: bool | None, now: datetime | None) -> Rows:
+    """The rows of the one file at `path`, named by its file name."""
     now = utc_now(now)
-    earliest_allowed(ingest)
+    earliest_allowed(ingest)  # fail fast on a bad ingest.earliest_timestamp
     rows = Rows()
     workers = Workers(ingest.workers or cores())
     try:
-        path = Path(path)
         _read_file(path, source_name(path, path.parent), ingest, now, rows, workers, document=document)
     finally:
         workers.close()
-    return assemble(rows, run_id, None)
+    return rows
 
 
 def record_days(
@@ -97,15 +101,7 @@ def record_days(
     Routing only spreads days a file already has to its records without one, so these are the days of
     its traces and of its quarantined records that have one; none for a file none of whose records has.
     """
-    now = utc_now(now)
-    earliest_allowed(ingest)
-    rows = Rows()
-    workers = Workers(ingest.workers or cores())
-    try:
-        path = Path(path)
-        _read_file(path, source_name(path, path.parent), ingest, now, rows, workers, document=document)
-    finally:
-        workers.close()
+    rows = _read_one(Path(path), ingest, document, now)
     days = {day for day in rows.quarantine["day"] if day is not None}
     days.update(ts.date() for ts in rows.traces["ts"])  # ts is UTC here: the trace's day
     for chunk in rows.trace_chunks:
