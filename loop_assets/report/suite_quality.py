@@ -32,21 +32,18 @@ COLUMNS = (
     "duplicate_similarity_p90",
     "suite_size",
 )
-SHOWN = (
-    "day",
-    "app",
-    "failing_inputs",
-    "promoted",
-    "duplicates",
-    "skipped",
-    "uncovered",
-    "coverage",
-    "dedup_threshold",
-    "duplicate_similarity_min",
-    "duplicate_similarity_p50",
-    "suite_size",
-)
+SHOWN = tuple(c for c in COLUMNS if c not in {"failing_traces", "duplicate_similarity_p10", "duplicate_similarity_p90"})
 """The columns a person reads first (summary, the eval_suite metadata); `suite_quality` has more."""
+
+
+_TO_COVER = pl.col("failing_inputs") - pl.col("skipped")
+COVERAGE = (
+    pl.when(_TO_COVER > 0)
+    .then((pl.col("promoted") + pl.col("duplicates")) / _TO_COVER)
+    .otherwise(1.0)  # nothing to cover (no inputs, or every one skipped with a reason): nothing is missing
+    .round(4)
+)
+"""coverage = (promoted + duplicates) / (inputs - skipped), over whatever rows it is computed on."""
 
 
 def suite_quality(con: duckdb.DuckDBPyConnection, days: Iterable[date] | None = None) -> pl.DataFrame:
@@ -92,9 +89,7 @@ def suite_quality(con: duckdb.DuckDBPyConnection, days: Iterable[date] | None = 
         per_day.join(sizes, on=["day", "app"], how="left")
         .with_columns(
             pl.col("suite_size").fill_null(0),
-            coverage=(
-                (pl.col("promoted") + pl.col("duplicates")) / (pl.col("failing_inputs") - pl.col("skipped")).clip(1)
-            ).round(4),
+            coverage=COVERAGE,
         )
         .select(COLUMNS)
         .sort("day", "app")
@@ -111,10 +106,13 @@ def quality_by_app(quality: pl.DataFrame) -> pl.DataFrame:
             pl.col("suite_size").last(),
             pl.col("dedup_threshold").last(),
         )
-        .with_columns(
-            coverage=((pl.col("promoted") + pl.col("duplicates")) / (pl.col("failing_inputs") - pl.col("skipped")))
-            .fill_nan(1.0)
-            .round(4)
-        )
+        .with_columns(coverage=COVERAGE)
         .sort("app")
     )
+
+
+def quality_totals(quality: pl.DataFrame) -> dict[str, float | int]:
+    """`suite_quality` rows summed over every day and app: failing inputs, uncovered, coverage."""
+    summed = quality.select(pl.col("failing_inputs", "promoted", "duplicates", "skipped", "uncovered").sum())
+    row = summed.with_columns(coverage=COVERAGE).row(0, named=True)
+    return {"failing_inputs": row["failing_inputs"], "uncovered_inputs": row["uncovered"], "coverage": row["coverage"]}

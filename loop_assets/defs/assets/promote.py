@@ -16,7 +16,7 @@ from loop_assets.defs.partitions import DUCKDB_POOL, daily_partitions, partition
 from loop_assets.defs.resources import Embedder, LoopSettings, Warehouse
 from loop_assets.promote.promotion import promote_day, whole_suite
 from loop_assets.promote.suite_checks import incomplete_provenance, near_duplicate_pairs, repeated_text_hashes
-from loop_assets.report.suite_quality import SHOWN, quality_by_app, suite_quality
+from loop_assets.report.suite_quality import SHOWN, quality_totals, suite_quality
 from loop_assets.tables import empty
 from loop_assets.warehouse import replace_partitions
 
@@ -94,17 +94,12 @@ def _day_figures(cases: pl.DataFrame, suite: pl.DataFrame, quality: pl.DataFrame
     """A day's own figures: the cases promoted from its traces, the suite at the end of the day, the
     coverage of its failing inputs."""
     as_of = suite.filter(pl.coalesce("in_suite_from", "day") <= day, pl.col("status") == "active")
-    totals = quality_by_app(quality)
-    inputs, skipped = int(totals["failing_inputs"].sum()), int(totals["skipped"].sum())
-    covered = int(totals["promoted"].sum() + totals["duplicates"].sum())
     return {
         "dagster/row_count": cases.height,
         "promoted": cases.height,
         "suite_size": as_of.height,
         "suite_apps": dg.MetadataValue.json(as_of.group_by("app").len().sort("app").to_dicts()),
-        "failing_inputs": inputs,
-        "uncovered_inputs": int(totals["uncovered"].sum()),
-        "coverage": round(covered / (inputs - skipped), 4) if inputs > skipped else 1.0,
+        **quality_totals(quality),
         "suite_quality": markdown_preview(quality.with_columns(pl.col("day").cast(pl.String)).select(SHOWN), limit=50),
     }
 
