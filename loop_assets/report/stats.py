@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import duckdb
 import polars as pl
 
@@ -196,39 +198,46 @@ def apps_report(con: duckdb.DuckDBPyConnection, config: LoopConfig) -> tuple[pl.
 
 
 def scored_apps_metadata(
-    con: duckdb.DuckDBPyConnection, config: LoopConfig, scored: pl.DataFrame
-) -> tuple[dict[str, object], list[str]]:
-    """Run metadata of scored_traces about apps against the configuration, and the warnings to log.
+    con: duckdb.DuckDBPyConnection, config: LoopConfig, scored: pl.DataFrame, days: list[date]
+) -> tuple[dict[date, dict[str, object]], list[str]]:
+    """Each day's metadata of scored_traces about apps against the configuration, and the warnings to log
+    (over all the days).
 
-    `apps_on_defaults` (apps of these days not named under apps:, with their traces),
+    `apps_on_defaults` (apps of the day not named under apps:, with their traces),
     `apps_never_seen` (named but in no trace of any day), `app_name_typos` (configured name -> the seen
-    app it probably means), `invalid_ratings` (traces of these days with a rating outside the app's
+    app it probably means), `invalid_ratings` (traces of the day with a rating outside the app's
     scale, per app) and, without a judge, `judge_only_cases` (per app on defaults: suite cases only a
-    judge can grade).
+    judge can grade). The warehouse is asked once, whatever the number of days.
     """
-    day_counts = dict(scored.filter(pl.col("app").is_not_null()).group_by("app").len().iter_rows())
+    named = scored.filter(pl.col("app").is_not_null())
     seen = dict(con.execute("SELECT app, count(*) FROM raw_traces WHERE app IS NOT NULL GROUP BY app").fetchall())
-    report = config.app_report({**seen, **day_counts})
-    on_defaults = {a: n for a, n in sorted(day_counts.items()) if a not in config.apps}
+    report = config.app_report({**seen, **dict(named.group_by("app").len().iter_rows())})
     flagged = scored.filter(
         pl.col("failure_signals").list.eval(pl.element().struct.field("scorer") == "invalid_feedback").list.any()
     )
-    invalid = dict(flagged.group_by("app").len().sort("app").iter_rows())
-    metadata: dict[str, object] = {
-        "apps_on_defaults": on_defaults,
-        "apps_never_seen": report.unseen,
-        "app_name_typos": report.typos,
-        "invalid_ratings": flagged.height,
-        "invalid_ratings_by_app": {str(k): v for k, v in invalid.items()},
-    }
+    defaults = sorted(set(named["app"]) - set(config.apps))
+    judge_only: dict[str, int] = {}
+    if config.judge is None and defaults:
+        judge_only = dict(cases_without_a_judge(con, defaults).select("app", "judge_only").iter_rows())
+    by_day: dict[date, dict[str, object]] = {}
+    for day in days:
+        day_counts = dict(named.filter(pl.col("day") == day).group_by("app").len().sort("app").iter_rows())
+        on_defaults = {a: n for a, n in day_counts.items() if a not in config.apps}
+        invalid = dict(flagged.filter(pl.col("day") == day).group_by("app").len().sort("app").iter_rows())
+        by_day[day] = {
+            "apps_on_defaults": on_defaults,
+            "apps_never_seen": report.unseen,
+            "app_name_typos": report.typos,
+            "invalid_ratings": sum(invalid.values()),
+            "invalid_ratings_by_app": {str(k): v for k, v in invalid.items()},
+        }
+        if config.judge is None and on_defaults:
+            by_day[day]["judge_only_cases"] = {a: judge_only[a] for a in on_defaults if a in judge_only}
     warnings = report.warnings(config)
-    for app, count in invalid.items():
+    for app, count in flagged.group_by("app").len().sort("app").iter_rows():
         low, high = config.app(app).feedback.rating_scale
         warnings.append(
             f"{app}: {count:,} trace(s) with a rating outside its rating_scale {low:g}-{high:g} (flagged "
             f"invalid_feedback, not scored): declare the scale the app logs in apps.{app}.feedback.rating_scale"
         )
-    if config.judge is None and on_defaults:
-        judge_only = cases_without_a_judge(con, sorted(on_defaults))
-        metadata["judge_only_cases"] = dict(judge_only.select("app", "judge_only").iter_rows())
-    return metadata, warnings
+    return by_day, warnings

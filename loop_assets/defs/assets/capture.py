@@ -229,8 +229,7 @@ def scored_traces(
         context.log.info(judged.message)
         replace_partitions(con, "scored_traces", days, {"scored_traces": scored}, context.run_id)
         unscored = unscored_traces(con, days)
-        app_warnings = scored_apps_metadata(con, config, scored)[1]
-        apps_by_day = {day: scored_apps_metadata(con, config, scored.filter(pl.col("day") == day))[0] for day in days}
+        apps_by_day, app_warnings = scored_apps_metadata(con, config, scored, days)
     for warning in app_warnings:
         context.log.warning(warning)
     add_day_metadata(
