@@ -72,7 +72,7 @@ CPU_FEATURES = {
 }
 
 _lock = threading.Lock()
-_chosen: dict[str, str] = {}
+_chosen: dict[tuple[str, str], str] = {}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -428,13 +428,19 @@ def measure_and_store(
 
 
 def auto_backend(model_path: str | Path) -> str:
-    """`embedding.backend: auto` on this machine for this model: the cached choice, measured the first time."""
-    path = str(choice_file(model_path))
-    if path not in _chosen:
+    """`embedding.backend: auto` on this machine for this model: the cached choice, measured the first time.
+
+    Asked for on every embedding cache key: the memo is keyed by the model folder and the export cache root,
+    not by `choice_file` (whose model fingerprint walks and stats the model's files; they and the CPU do not
+    change within a process)."""
+    from loop_assets.dedup.backends import cache_root
+
+    key = (str(model_path), str(cache_root()))
+    if key not in _chosen:
         if not candidates():
             return "torch"
-        _chosen[path] = measure_and_store(model_path)["chosen"]
-    return _chosen[path]
+        _chosen[key] = measure_and_store(model_path)["chosen"]
+    return _chosen[key]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ renamed into place), so concurrent processes never see half an export and later 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -79,8 +80,10 @@ class BackendUnavailable(RuntimeError):
     """The backend's runtime package is not installed."""
 
 
+@functools.cache
 def available(backend: str) -> bool:
-    """Whether the runtime packages of `backend` are importable (without importing them)."""
+    """Whether the runtime packages of `backend` are importable (without importing them): looked up once per
+    process, since `auto` asks on every embedding cache key and a missing package's lookup scans sys.path."""
     return all(importlib.util.find_spec(m) is not None for m in _RUNTIME_MODULES[backend])
 
 
