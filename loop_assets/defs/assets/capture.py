@@ -91,7 +91,7 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     with warehouse.get_connection() as con:
         accounting = record_accounting(con, days)
         unaccounted = files_not_accounted(con, plan.listed, scan_incoming(settings.incoming()).ignored)
-        stored = {day: stored_figures(con, [day], PREVIEW_ROWS) for day in days}
+        stored = stored_figures(con, days, PREVIEW_ROWS)
         no_day = records_of_no_day(con)
     mode, redaction_counts = _redaction_mode(redacted, plan.read_days)
     add_day_metadata(context, "raw_traces", {day: _trace_figures(f, config.redaction) for day, f in stored.items()})
