@@ -85,7 +85,8 @@ EVERY_FAILURE_COVERED = "every_failure_covered"
 def graded_candidates(
     context: dg.AssetExecutionContext, settings: LoopSettings, warehouse: Warehouse, endpoints: LlmEndpoints
 ):
-    waiting = earlier_grading_in_progress(context.instance, context.run_id, partition_days(context)[0])
+    days = partition_days(context)
+    waiting = earlier_grading_in_progress(context.instance, context.run_id, days[0])
     if waiting:  # give the pool back and retry: those runs grade their earlier days first
         context.log.info(f"waiting for other runs to grade earlier days first: {waiting}")
         raise dg.RetryRequested(max_retries=GRADING_WAIT_RETRIES, seconds_to_wait=GRADING_WAIT_SECONDS)
@@ -101,7 +102,7 @@ def graded_candidates(
         if client is not None:
             stack.callback(client.close)
         ensure_tables(con)
-        for day in partition_days(context):
+        for day in days:
             try:
                 graded = grade_day(con, day, config, context.run_id, client)
             except EarlierDaysUngraded as exc:
@@ -112,16 +113,16 @@ def graded_candidates(
             graded_days.append(graded)
             new = int((graded["graded_run_id"] == context.run_id).sum())
             context.log.info(f"progress: {day}: {graded.height} distinct failing inputs, {new} graded now")
-        problems = uncovered_failures(con, partition_days(context))
+        problems = uncovered_failures(con, days)
     graded = pl.concat(graded_days)
     add_day_metadata(
         context,
         "graded_candidates",
-        {day: _graded_figures(graded.filter(pl.col("day") == day), context.run_id) for day in partition_days(context)},
+        {day: _graded_figures(graded.filter(pl.col("day") == day), context.run_id) for day in days},
     )
     return dg.MaterializeResult(
         check_results=[problems_check(EVERY_FAILURE_COVERED, problems, "uncovered")],
-        metadata=run_metadata(partition_days(context), graded_now=_graded_now(graded, context.run_id)),
+        metadata=run_metadata(days, graded_now=_graded_now(graded, context.run_id)),
     )
 
 
