@@ -24,6 +24,7 @@ import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 SKIP_SUFFIXES = (".tmp", ".part")
@@ -71,6 +72,11 @@ class Entry:
     @property
     def is_document(self) -> bool:
         return trace_kind(self.path.name) == "document"
+
+    @property
+    def version(self) -> tuple[int, datetime]:
+        """(size, modification time): the version `ingest_manifest` and `ingested_files` record."""
+        return self.size, datetime.fromtimestamp(self.mtime, UTC)
 
 
 @dataclass(frozen=True)

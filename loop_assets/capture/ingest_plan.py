@@ -23,7 +23,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -64,7 +64,7 @@ def ingest_fingerprint(config: LoopConfig) -> str:
 
 def listed_versions(incoming: Path) -> dict[str, tuple[int, datetime]]:
     """The present version of every trace file under `incoming`, by its `source_file` name."""
-    return {e.name: (e.size, datetime.fromtimestamp(e.mtime, UTC)) for e in scan_incoming(incoming).entries}
+    return {e.name: e.version for e in scan_incoming(incoming).entries}
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ _TOO_DEEP = "the record is nested too deeply for the {fmt} parser to read (hundr
 
 def refuse(entry: Entry, ingest: IngestConfig, rows: Rows) -> None:
     """An entry that is not opened (a link leading outside the folder, a FIFO, ...): one row saying why."""
-    rows.add_file(entry.name, entry.size, datetime.fromtimestamp(entry.mtime, UTC))
+    rows.add_file(entry.name, *entry.version)
     rec = SourceRecord(0, b"", 0, error=RecordError("unreadable_file", entry.refused or "not read"))
     rows.add_quarantine(
         rec, entry.name, ingest.quarantine_raw_max_bytes, "unreadable_file", entry.refused or "", None, None

@@ -5,7 +5,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -103,11 +103,7 @@ def already_read(warehouse: Warehouse, entries: dict[str, Entry], names: set[str
     """Of `names`, the entries whose present version the warehouse already holds in full."""
     with read_only(warehouse) as con:
         stored = stored_versions(con) if con is not None else {}
-    return {
-        name
-        for name in names
-        if stored.get(name) == (entries[name].size, datetime.fromtimestamp(entries[name].mtime, UTC))
-    }
+    return {name for name in names if stored.get(name) == entries[name].version}
 
 
 @dg.sensor(
