@@ -124,8 +124,9 @@ def _read_file(
     except OSError:
         rows.add_file(source_file, None, None)
     keep = ingest.quarantine_raw_max_bytes
+    document = trace_kind(path.name) == "document" if document is None else document
     lines: Iterator[SourceRecord] | None = None
-    if document if document is not None else trace_kind(path.name) == "document":
+    if document:
         records = read_document(path, max_record_bytes=ingest.max_record_bytes, keep_bytes=keep)
     else:  # lines are decoded here, or in batches by worker processes (`read_in_batches`)
         lines = read_records(path, max_record_bytes=ingest.max_record_bytes, keep_bytes=keep, decode=False)
@@ -144,9 +145,8 @@ def _read_file(
         records_head, records, paired = pair_output(path, records_head, records, ingest.max_record_bytes)
         lines = None if paired else lines  # paired records are read here, not by worker processes
     if fmt is not None and fmt.name in ("otel_genai", "openinference"):  # spans: add their GenAI log events
-        is_doc = document if document is not None else trace_kind(path.name) == "document"
         records_head, records, _ = pair_logs(
-            path, records_head, records, document=is_doc, max_record_bytes=ingest.max_record_bytes
+            path, records_head, records, document=document, max_record_bytes=ingest.max_record_bytes
         )
 
     file_start = rows.seq
