@@ -104,15 +104,10 @@ def _parse_batch(
     return traces, pl.DataFrame(rows.quarantine, schema=QUARANTINE_SCHEMA), rows.seq
 
 
-def _parse_batch_in_worker(
-    batch: list[SourceRecord | tuple[int, bytes, int]],
-    fmt_name: str,
-    source_file: str,
-    ingest: IngestConfig,
-    now: datetime,
-) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def _parse_batch_in_worker(*args: Any) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """`_parse_batch` in a worker process."""
     pause_point("capture:worker")  # test-only hook (a worker killed mid-batch), inert unless EVAL_LOOP_PAUSE_AT
-    return _parse_batch(batch, fmt_name, source_file, ingest, now)
+    return _parse_batch(*args)
 
 
 def read_in_batches(
