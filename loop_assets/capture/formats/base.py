@@ -432,6 +432,19 @@ def usage_of(*sources: Any) -> dict[str, int | float]:
     return {}
 
 
+def with_extras(meta: dict[str, Any], extras: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+    """A record's metadata object with what no column holds beside it: each of `extras` under its own key
+    (`record.<key>` where the metadata has that key), and the token counts under `usage` (a logged
+    `usage` that differs is kept as `record.usage`)."""
+    for key, item in extras.items():
+        meta["record." + key if key in meta else key] = item
+    if usage:
+        if "usage" in meta and meta["usage"] != usage:
+            meta["record.usage"] = meta["usage"]
+        meta["usage"] = usage
+    return meta
+
+
 def json_object(value: Any) -> Any:
     """A JSON object logged as text (Langfuse keeps OTel-ingested metadata so) as the object; else as is."""
     if isinstance(value, str) and value.lstrip().startswith("{"):

@@ -71,6 +71,7 @@ from loop_assets.capture.formats.base import (
     start_seconds,
     to_json,
     usage_of,
+    with_extras,
 )
 from loop_assets.capture.formats.chat import (
     as_text,
@@ -393,11 +394,4 @@ def _metadata(obs: dict[str, Any], trace: dict[str, Any], used: set[str], calls:
         extras["trace"] = trace
     if calls:
         extras["tool_calls"] = calls
-    for key, item in extras.items():
-        meta["record." + key if key in meta else key] = item
-    usage = usage_of(obs.get("usageDetails"), obs.get("usage"))
-    if usage:
-        if "usage" in meta and meta["usage"] != usage:
-            meta["record.usage"] = meta["usage"]
-        meta["usage"] = usage
-    return meta
+    return with_extras(meta, extras, usage_of(obs.get("usageDetails"), obs.get("usage")))

@@ -67,6 +67,7 @@ from loop_assets.capture.formats.base import (
     start_seconds,
     to_json,
     usage_of,
+    with_extras,
 )
 from loop_assets.capture.formats.chat import (
     as_text,
@@ -387,16 +388,10 @@ def _metadata(run: dict[str, Any], used: set[str], calls: Any) -> dict[str, Any]
             extras["outputs"] = rest
     if calls:
         extras["tool_calls"] = calls
-    for key, item in extras.items():
-        meta["record." + key if key in meta else key] = item
     usage = usage_of(
         get_path(run, "outputs.usage_metadata"),
         get_path(run, "outputs.usage"),
         get_path(run, "outputs.llm_output.token_usage"),
         get_path(run, "outputs.llm_output.usage"),
     )
-    if usage:
-        if "usage" in meta and meta["usage"] != usage:
-            meta["record.usage"] = meta["usage"]
-        meta["usage"] = usage
-    return meta
+    return with_extras(meta, extras, usage)

@@ -98,6 +98,7 @@ from loop_assets.capture.formats.base import (
     to_json,
     undated_ts,
     usage_of,
+    with_extras,
 )
 from loop_assets.config import IngestConfig
 
@@ -612,14 +613,8 @@ def _metadata(obj: dict[str, Any], used: set[str], sub_used: dict[str, set[str]]
             extras[key] = item
     if tool_calls:
         extras["tool_calls"] = tool_calls
-    for key, item in extras.items():
-        metadata["record." + key if key in metadata else key] = item
     usage = usage_of(get_path(obj, "response.usage"), obj.get("usage"), obj)  # obj: LiteLLM's top-level counts
-    if usage:
-        if "usage" in metadata and metadata["usage"] != usage:
-            metadata["record.usage"] = metadata["usage"]
-        metadata["usage"] = usage
-    return metadata
+    return with_extras(metadata, extras, usage)
 
 
 # --- input_text ----------------------------------------------------------------------------------
