@@ -361,7 +361,7 @@ def _replace_once(
     run_id: str,
     upserts: Mapping[str, pl.DataFrame],
     lake: bool,
-    undated: list[str] = [],  # noqa: B006 (never mutated)
+    undated: list[str],
 ) -> dict[str, int]:
     """One attempt of `replace_partitions`: the whole transaction, committed or rolled back."""
     written: dict[str, int] = {}
@@ -383,10 +383,7 @@ def _replace_once(
         for table, frame in upserts.items():
             if frame.height:
                 con.register("_rows", _arrow(conform(table, frame)))
-                if lake:
-                    con.execute(_merge_sql(table, replace=True))
-                else:
-                    con.execute(f"INSERT OR REPLACE INTO {table} BY NAME SELECT * FROM _rows")
+                con.execute(_keyed_insert_sql(table, lake=lake, replace=True))
                 con.unregister("_rows")
             written[table] = frame.height
         now = datetime.now(UTC)
@@ -404,9 +401,12 @@ def _replace_once(
     return written
 
 
-def _merge_sql(table: str, *, replace: bool) -> str:
-    """MERGE of the registered `_rows` into keyed `table` (a lake's INSERT OR REPLACE / OR IGNORE): one
-    row per key taken from `_rows`; an existing key is updated (`replace`) or kept as it is."""
+def _keyed_insert_sql(table: str, *, lake: bool, replace: bool) -> str:
+    """Insert of the registered `_rows` into keyed `table` where an existing key is updated (`replace`) or
+    kept as it is: INSERT OR REPLACE / OR IGNORE on a file; on a lake (no PRIMARY KEY) a MERGE taking one
+    row per key from `_rows`."""
+    if not lake:
+        return f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO {table} BY NAME SELECT * FROM _rows"
     keys = TABLE_KEYS[table]
     on = " AND ".join(f't."{k}" IS NOT DISTINCT FROM s."{k}"' for k in keys)
     source = f"SELECT * FROM _rows QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)}) = 1"
@@ -422,9 +422,9 @@ def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame)
     con.register("_rows", _arrow(conform(table, frame)))
     try:
         if is_lake(con):  # two writers may both add a key here: readers keep one row per key
-            retry_on_conflict(lambda: con.execute(_merge_sql(table, replace=False)))
+            retry_on_conflict(lambda: con.execute(_keyed_insert_sql(table, lake=True, replace=False)))
         else:
-            con.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM _rows")
+            con.execute(_keyed_insert_sql(table, lake=False, replace=False))
     finally:
         con.unregister("_rows")
     return frame.height
