@@ -201,7 +201,8 @@ def genai_message(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
             calls.append(tool_call(part.get("id"), part.get("name"), part.get("arguments")))
         elif kind == "tool_call_response":
             response = part.get("response", part.get("result"))
-            results.append(make_message("tool", "" if response is None else as_text(response), tool_call_id=_id(part)))
+            text = "" if response is None else as_text(response)
+            results.append(make_message("tool", text, tool_call_id=text_or_none(part.get("id"))))
         elif kind == "uri" and part.get("modality") == "image" and isinstance(part.get("uri"), str):
             content.append(image_part(part["uri"]))
         elif kind == "blob" and part.get("modality") == "image" and isinstance(part.get("content"), str):
@@ -215,21 +216,12 @@ def genai_message(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
             make_message(
                 role,
                 join_parts(content, has_tool_calls=bool(calls)),
-                name=_opt_str(message.get("name")),
+                name=text_or_none(message.get("name")),
                 tool_calls=calls or None,
             )
         )
     out.extend(results)
     return out
-
-
-def _id(part: dict[str, Any]) -> str | None:
-    value = part.get("id")
-    return None if value in (None, "") else as_text(value)
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value in (None, "") else as_text(value)
 
 
 # --- messages as Langfuse, LangSmith (and others) log them ---------------------------------------
@@ -336,9 +328,9 @@ def _langchain_message(role: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return make_message(
         role,
         content,
-        name=_opt_str(kwargs.get("name")),
+        name=text_or_none(kwargs.get("name")),
         tool_calls=calls,
-        tool_call_id=_opt_str(kwargs.get("tool_call_id")),
+        tool_call_id=text_or_none(kwargs.get("tool_call_id")),
     )
 
 
@@ -356,9 +348,9 @@ def _openai_message(value: dict[str, Any], where: str) -> dict[str, Any]:
     return make_message(
         role_of(role),
         content,
-        name=_opt_str(value.get("name")),
+        name=text_or_none(value.get("name")),
         tool_calls=calls,
-        tool_call_id=_opt_str(value.get("tool_call_id")),
+        tool_call_id=text_or_none(value.get("tool_call_id")),
     )
 
 
@@ -413,8 +405,7 @@ def _block_kind(part: Any) -> str | None:
 
 
 def _id_of(part: dict[str, Any]) -> str | None:
-    value = part.get("tool_use_id", part.get("toolUseId", part.get("id")))
-    return None if value in (None, "") else as_text(value)
+    return text_or_none(part.get("tool_use_id", part.get("toolUseId", part.get("id"))))
 
 
 # --- answers ---------------------------------------------------------------------------------------
@@ -452,7 +443,7 @@ def output_from(value: Any, field: str, depth: int = 0) -> tuple[str | None, str
                 finish = choice.get("finish_reason")
                 if isinstance(finish, dict):  # the LangSmith JS SDK logs a streamed choice's last chunk here
                     finish = finish.get("finish_reason")
-                finish = _opt_str(finish)
+                finish = text_or_none(finish)
                 message = choice.get("message")
                 if isinstance(message, dict):
                     text, _, calls = output_from(message, f"{field}.choices[0].message", depth + 1)
@@ -504,7 +495,7 @@ def _generation(generations: list[Any], field: str, depth: int) -> tuple[str | N
     if not isinstance(first, dict):
         return as_text(first), None, None
     info = first.get("generation_info") if isinstance(first.get("generation_info"), dict) else {}
-    finish = _opt_str(info.get("finish_reason"))
+    finish = text_or_none(info.get("finish_reason"))
     text = first.get("text") if isinstance(first.get("text"), str) else None
     calls = None
     message = first.get("message")
@@ -553,7 +544,7 @@ def finish_reason_of(value: Any) -> str | None:
     """A finish reason in OpenAI's words (`stop`, `length`, `tool_calls`, `content_filter`), so the
     truncation scorer reads Anthropic's `max_tokens` and Gemini's `MAX_TOKENS` as `length`; other
     reasons are kept as logged."""
-    text = _opt_str(value)
+    text = text_or_none(value)
     if text is None:
         return None
     key = text.strip().lower()
@@ -580,7 +571,7 @@ def _responses_item(item: dict[str, Any]) -> list[dict[str, Any]]:
     if kind == "function_call_output":
         output = item.get("output")
         text = _content_text(output, "output") if isinstance(output, list) else as_text(output or "")
-        return [make_message("tool", text, tool_call_id=_opt_str(item.get("call_id")))]
+        return [make_message("tool", text, tool_call_id=text_or_none(item.get("call_id")))]
     return []  # reasoning: the model's own notes, not a turn of the conversation
 
 
@@ -653,7 +644,7 @@ def _response_output(value: dict[str, Any]) -> tuple[str | None, str | None, lis
     elif calls:
         finish = "tool_calls"
     else:
-        finish = "stop" if status in (None, "completed") else _opt_str(status)
+        finish = "stop" if status in (None, "completed") else text_or_none(status)
     return "\n".join(texts), finish, calls or None
 
 
@@ -708,7 +699,7 @@ def _gemini_content(content: dict[str, Any], where: str) -> list[dict[str, Any]]
         elif isinstance(response, dict):
             result = response.get("response")
             results.append(
-                make_message("tool", "" if result is None else as_text(result), name=_opt_str(response.get("name")))
+                make_message("tool", "" if result is None else as_text(result), name=text_or_none(response.get("name")))
             )
         elif part.get("text") is not None and not part.get("thought"):
             texts.append(text_part(part["text"]))
@@ -755,7 +746,7 @@ def _vercel_message(value: dict[str, Any], where: str) -> list[dict[str, Any]]:
             if isinstance(result, dict) and "value" in result and "type" in result:  # AI SDK 5: {type, value}
                 result = result["value"]
             text = "" if result is None else as_text(result)
-            out.append(make_message("tool", text, tool_call_id=_opt_str(part.get("toolCallId"))))
+            out.append(make_message("tool", text, tool_call_id=text_or_none(part.get("toolCallId"))))
     return out
 
 

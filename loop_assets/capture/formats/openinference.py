@@ -53,6 +53,7 @@ from loop_assets.capture.formats.chat import (
     messages_from,
     output_from,
     role_of,
+    text_or_none,
     text_part,
     tool_call,
 )
@@ -187,13 +188,12 @@ def _message(item: dict[str, Any], where: str) -> dict[str, Any]:
         content = item["message.content"]
     else:
         content = None if calls else ""
-    name, call_id = item.get("message.name"), item.get("message.tool_call_id")
     return make_message(
         role_of(role),
         content,
-        name=None if name in (None, "") else as_text(name),
+        name=text_or_none(item.get("message.name")),
         tool_calls=calls or None,
-        tool_call_id=None if call_id in (None, "") else as_text(call_id),
+        tool_call_id=text_or_none(item.get("message.tool_call_id")),
     )
 
 
