@@ -109,6 +109,7 @@ def _parse(path: Path, raw: bytes, damage: str | None, *, max_record_bytes: int,
         reason = damage or f"the document is not valid UTF-8: byte 0x{raw[at]:02x} at byte offset {at} ({exc.reason})"
         yield SourceRecord(line, raw[:keep_bytes], len(raw), error=RecordError(code, reason))
         return
+    data = raw[offset:]  # the bytes of `text`: valid UTF-8 decoded strictly encodes back to itself
     start = _WS.match(text, 0).end()
     if start >= len(text):
         yield _whole(0, "truncated_gzip" if damage else "empty_file", damage or "the file holds only whitespace")
@@ -121,12 +122,12 @@ def _parse(path: Path, raw: bytes, damage: str | None, *, max_record_bytes: int,
             yield from _elements(text, start, (), line_of, damage, max_record_bytes, keep_bytes)
             return
         code, reason = _json_problem(exc, damage)
-        yield SourceRecord(exc.lineno, _bytes(text)[:keep_bytes], len(raw), error=RecordError(code, reason))
+        yield SourceRecord(exc.lineno, data[:keep_bytes], len(raw), error=RecordError(code, reason))
         return
     except RecursionError:
         yield SourceRecord(
             line_of(start),
-            _bytes(text)[:keep_bytes],
+            data[:keep_bytes],
             len(raw),
             error=RecordError("invalid_json", "invalid JSON: nested too deeply to parse"),
         )
@@ -139,7 +140,7 @@ def _parse(path: Path, raw: bytes, damage: str | None, *, max_record_bytes: int,
         line = line_of(after)
         yield SourceRecord(
             line_of(start),
-            _bytes(text)[:keep_bytes],
+            data[:keep_bytes],
             len(raw),
             error=RecordError("invalid_json", f"invalid JSON: extra data after the document at line {line}"),
         )
@@ -150,15 +151,15 @@ def _parse(path: Path, raw: bytes, damage: str | None, *, max_record_bytes: int,
     if not isinstance(obj, dict):
         yield SourceRecord(
             line_of(start),
-            _bytes(text)[:keep_bytes],
+            data[:keep_bytes],
             len(raw),
             error=RecordError("wrong_type", f"a document must be a JSON object or array, got {json_type(obj)}"),
         )
         return
     page = _page_key(obj)
     if page is not None:
-        where = locate(_bytes(text), {(page,)})
-        array_start = len(_bytes(text)[: where[(page,)][0]].decode("utf-8")) if (page,) in where else None
+        where = locate(data, {(page,)})
+        array_start = len(data[: where[(page,)][0]].decode("utf-8")) if (page,) in where else None
         if array_start is not None:
             yield from _elements(text, array_start, (page,), line_of, damage, max_record_bytes, keep_bytes)
             return
