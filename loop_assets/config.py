@@ -83,6 +83,17 @@ class AppFeedbackConfig(_Strict):
     )
     thumbs_down_fails: bool | None = None
 
+    def over(self, default: FeedbackConfig) -> FeedbackConfig:
+        """These keys, `default`'s for those left out (model_construct: both sides were validated when the
+        configuration loaded, the merge by `LoopConfig._apps_feedback_within_their_scale`)."""
+        return FeedbackConfig.model_construct(
+            rating_scale=self.rating_scale or default.rating_scale,
+            max_failing_rating=default.max_failing_rating
+            if self.max_failing_rating is None
+            else self.max_failing_rating,
+            thumbs_down_fails=default.thumbs_down_fails if self.thumbs_down_fails is None else self.thumbs_down_fails,
+        )
+
 
 class AppConfig(_Strict):
     """What "good" means for one application; a key left out comes from the defaults (see `LoopConfig.app`)."""
@@ -524,11 +535,10 @@ class LoopConfig(_Strict):
 
     @model_validator(mode="after")
     def _apps_feedback_within_their_scale(self) -> LoopConfig:
-        default = self.scoring.feedback
         for name, app in self.apps.items():
             own = app.feedback
-            scale = own.rating_scale or default.rating_scale
-            max_failing = default.max_failing_rating if own.max_failing_rating is None else own.max_failing_rating
+            merged = own.over(self.scoring.feedback)
+            scale, max_failing = merged.rating_scale, merged.max_failing_rating
             scale_from = "" if own.rating_scale else " (from scoring.feedback)"
             max_from = "" if own.max_failing_rating is not None else " (from scoring.feedback)"
             scale_ok = scale[0] < scale[1]
@@ -575,18 +585,8 @@ class LoopConfig(_Strict):
         key = name or ""
         own = self.apps.get(key)
         mine = own or AppConfig()
-        default = self.scoring.feedback
-        # model_construct: every value was validated when the configuration loaded (the merged feedback
-        # by _apps_feedback_within_their_scale), and this runs once per promoted case or judged trace.
-        feedback = FeedbackConfig.model_construct(
-            rating_scale=mine.feedback.rating_scale or default.rating_scale,
-            max_failing_rating=default.max_failing_rating
-            if mine.feedback.max_failing_rating is None
-            else mine.feedback.max_failing_rating,
-            thumbs_down_fails=default.thumbs_down_fails
-            if mine.feedback.thumbs_down_fails is None
-            else mine.feedback.thumbs_down_fails,
-        )
+        # model_construct: every value was validated when the configuration loaded, and this runs once per
+        # promoted case or judged trace.
         return AppSettings.model_construct(
             name=key,
             configured=own is not None,
@@ -594,7 +594,7 @@ class LoopConfig(_Strict):
             output_schema=mine.output_schema,
             rubric=mine.rubric or self.scoring.default_rubric,
             rubric_is_default=mine.rubric is None,
-            feedback=feedback,
+            feedback=mine.feedback.over(self.scoring.feedback),
         )
 
     def app_report(self, seen: Mapping[str, int] | Iterable[str]) -> AppsReport:
@@ -609,8 +609,8 @@ class LoopConfig(_Strict):
         on_defaults = sorted(a for a in counts if a not in self.apps)
         unseen = sorted(a for a in self.apps if a not in counts)
         typos: dict[str, str] = {}
+        folded = {_fold(a): a for a in on_defaults}
         for name in unseen:
-            folded = {_fold(a): a for a in on_defaults}
             if _fold(name) in folded:
                 typos[name] = folded[_fold(name)]
                 continue
