@@ -24,6 +24,7 @@ from loop_assets.capture import ingest as capture
 from loop_assets.capture.formats import FORMATS, detect_format
 from loop_assets.capture.formats.jsonl import DAMAGED, _chunks, sniff
 from loop_assets.capture.incoming import Entry, trace_kind
+from loop_assets.capture.workers import Workers
 from loop_assets.config import IngestConfig
 
 SMALL_FILE_BYTES = 16 * 1024 * 1024
@@ -32,30 +33,33 @@ BLOCK_BYTES = 64 * 1024
 GZIP_EVERY = 50
 
 
-def entry_days(entry: Entry, ingest: IngestConfig, small_file_bytes: int = SMALL_FILE_BYTES) -> set[date]:
+def entry_days(
+    entry: Entry, ingest: IngestConfig, small_file_bytes: int = SMALL_FILE_BYTES, workers: Workers | None = None
+) -> set[date]:
     """`file_days` of an entry of `incoming.scan_incoming`; none for a refused entry (a link leading
     outside, a FIFO): it is never opened, and its one quarantine row has no day."""
     if entry.refused is not None:
         return set()
-    return file_days(entry.path, ingest, small_file_bytes, document=entry.is_document)
+    return file_days(entry.path, ingest, small_file_bytes, document=entry.is_document, workers=workers)
 
 
 def file_days(
-    path: Path, ingest: IngestConfig, small_file_bytes: int = SMALL_FILE_BYTES, document: bool | None = None
+    path: Path,
+    ingest: IngestConfig,
+    small_file_bytes: int = SMALL_FILE_BYTES,
+    document: bool | None = None,
+    workers: Workers | None = None,
 ) -> set[date]:
     """Days of the records in `path` (exact for small files and for large ones whose sample has no day,
-    sampled for other large ones)."""
+    sampled for other large ones). `workers`: a pool shared by the calls for many files, so an exact
+    read does not start and stop processes of its own for each file."""
     document = trace_kind(path.name) == "document" if document is None else document
     if document or path.stat().st_size <= small_file_bytes:
-        return _exact_days(path, ingest, document)
+        return capture.record_days(path, ingest, document=document, workers=workers)
     with path.open("rb") as handle:
         compression = sniff(handle)
     lines = _stream_sample(path, compression) if compression else _block_sample(path)
-    return _days_of_lines(list(lines), ingest) or _exact_days(path, ingest, document)
-
-
-def _exact_days(path: Path, ingest: IngestConfig, document: bool) -> set[date]:
-    return capture.record_days(path, ingest, document=document)
+    return _days_of_lines(list(lines), ingest) or capture.record_days(path, ingest, document=document, workers=workers)
 
 
 def _block_sample(path: Path, blocks: int = BLOCKS, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:

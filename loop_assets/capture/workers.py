@@ -62,6 +62,17 @@ class Workers:
         self.size = max(1, size) if _main_is_guarded() else 1
         self._pool: ProcessPoolExecutor | None = None
 
+    @classmethod
+    def configured(cls, ingest: IngestConfig) -> Workers:
+        """`ingest.workers` processes, or one per core."""
+        return cls(ingest.workers or cores())
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def submit(self, batch: list[SourceRecord], *args: Any) -> Future | None:
         """The batch's future result, or None when the pool is broken (a worker was killed)."""
         if self._pool is None:
