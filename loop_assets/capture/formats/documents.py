@@ -110,6 +110,11 @@ def _parse(path: Path, raw: bytes, damage: str | None, *, max_record_bytes: int,
         yield SourceRecord(line, raw[:keep_bytes], len(raw), error=RecordError(code, reason))
         return
     data = raw[offset:]  # the bytes of `text`: valid UTF-8 decoded strictly encodes back to itself
+
+    def problem(line: int, code: str, reason: str) -> SourceRecord:
+        """The document as one problem record (its first keep_bytes kept)."""
+        return SourceRecord(line, data[:keep_bytes], len(raw), error=RecordError(code, reason))
+
     start = _WS.match(text, 0).end()
     if start >= len(text):
         yield _whole(0, "truncated_gzip" if damage else "empty_file", damage or "the file holds only whitespace")
@@ -122,15 +127,10 @@ def _parse(path: Path, raw: bytes, damage: str | None, *, max_record_bytes: int,
             yield from _elements(text, start, (), line_of, damage, max_record_bytes, keep_bytes)
             return
         code, reason = _json_problem(exc, damage)
-        yield SourceRecord(exc.lineno, data[:keep_bytes], len(raw), error=RecordError(code, reason))
+        yield problem(exc.lineno, code, reason)
         return
     except RecursionError:
-        yield SourceRecord(
-            line_of(start),
-            data[:keep_bytes],
-            len(raw),
-            error=RecordError("invalid_json", "invalid JSON: nested too deeply to parse"),
-        )
+        yield problem(line_of(start), "invalid_json", "invalid JSON: nested too deeply to parse")
         return
     after = _WS.match(text, end).end()
     if after < len(text):
@@ -138,23 +138,13 @@ def _parse(path: Path, raw: bytes, damage: str | None, *, max_record_bytes: int,
             yield from jsonl.read_records(path, max_record_bytes=max_record_bytes, keep_bytes=keep_bytes)
             return
         line = line_of(after)
-        yield SourceRecord(
-            line_of(start),
-            data[:keep_bytes],
-            len(raw),
-            error=RecordError("invalid_json", f"invalid JSON: extra data after the document at line {line}"),
-        )
+        yield problem(line_of(start), "invalid_json", f"invalid JSON: extra data after the document at line {line}")
         return
     if isinstance(obj, list):
         yield from _elements(text, start, (), line_of, damage, max_record_bytes, keep_bytes)
         return
     if not isinstance(obj, dict):
-        yield SourceRecord(
-            line_of(start),
-            data[:keep_bytes],
-            len(raw),
-            error=RecordError("wrong_type", f"a document must be a JSON object or array, got {json_type(obj)}"),
-        )
+        yield problem(line_of(start), "wrong_type", f"a document must be a JSON object or array, got {json_type(obj)}")
         return
     page = _page_key(obj)
     if page is not None:
