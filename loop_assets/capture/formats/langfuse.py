@@ -205,9 +205,12 @@ def _split_trace(trace: dict[str, Any], observations: list[tuple[tuple[str | int
     calls = [i for i in generations if str(observations[i][1].get("id")) not in wrappers]
     generation_ids = {str(observations[i][1].get("id")): i for i in calls}
     # Trace-level scores go with the last call that can be read: the answer the user saw, and a trace
-    # keeps its scores whichever of its calls are rejected.
-    readable = [i for i in calls if _readable(observations[i][1])] or calls
-    last = max(readable, key=lambda i: (start_seconds(observations[i][1], "startTime"), i)) if readable else None
+    # keeps its scores whichever of its calls are rejected. Finding it reads every call (which normalise
+    # then reads again), so it is done only when there are scores to place.
+    last = None
+    if scores:
+        readable = [i for i in calls if _readable(observations[i][1])] or calls
+        last = max(readable, key=lambda i: (start_seconds(observations[i][1], "startTime"), i)) if readable else None
     # A score on a generation goes with it; every other score (on the trace, on a SPAN observation, or on
     # an observation not in this export) goes with that last generation.
     attached: dict[int, list[Any]] = {}
