@@ -124,10 +124,11 @@ def new_trace_files(
     current = scan(listing.entries)
     state = read_cursor(context.cursor)
     # the warehouse is asked about every file on the first tick, later only about files that would run now
-    # (not those still being written, so a growing log does not open it every tick)
-    candidates = untaken(current, state)
-    if not state.empty:
-        candidates &= set(plan(current, state, time.time_ns(), SETTLE_SECONDS, started_ns=started).ready)
+    # (not those still being written, so a growing log does not open it every tick; `ready` is all untaken)
+    if state.empty:
+        candidates = untaken(current, state)
+    else:
+        candidates = set(plan(current, state, time.time_ns(), SETTLE_SECONDS, started_ns=started).ready)
     already: set[str] = set()
     if candidates:
         try:
