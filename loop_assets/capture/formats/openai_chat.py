@@ -101,6 +101,7 @@ from loop_assets.capture.formats.base import (
     with_extras,
 )
 from loop_assets.config import IngestConfig
+from loop_assets.messages import message_text
 
 ID_KEYS = ("id", "trace_id", "request_id")
 TS_KEYS = ("timestamp", "ts", "created_at", "start_time", "startTime", "created")
@@ -382,33 +383,22 @@ def _messages(
 
 
 def _content_text(content: Any, field: str) -> str:
-    """Text of a message content: a string, a list of parts, or one part object."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        content = [content]
-    if not isinstance(content, list):
+    """`message_text` of a message content, its text parts only; RecordError when the content is not a
+    string, one part object or a list of strings and part objects."""
+    parts = [content] if isinstance(content, dict) else content
+    if isinstance(parts, list):
+        for i, part in enumerate(parts):
+            if not isinstance(part, str | dict):
+                raise RecordError(
+                    "wrong_type",
+                    f"`{field}[{i}]` must be a content part object, got {json_type(part)} {show(part)}",
+                )
+    elif parts is not None and not isinstance(parts, str):
         raise RecordError(
             "wrong_type",
             f"`{field}` must be a string or a list of content parts, got {json_type(content)} {show(content)}",
         )
-    texts = []
-    for i, part in enumerate(content):
-        if isinstance(part, str):
-            texts.append(part)
-        elif isinstance(part, dict):
-            text = part.get("text")
-            kind = part.get("type")
-            if isinstance(text, str) and (kind is None or kind in TEXT_PART_TYPES):
-                texts.append(text)
-        else:
-            raise RecordError(
-                "wrong_type",
-                f"`{field}[{i}]` must be a content part object, got {json_type(part)} {show(part)}",
-            )
-    return "\n".join(texts)
+    return message_text(content, TEXT_PART_TYPES)
 
 
 def _output(obj: dict[str, Any], used: set[str], sub_used: dict[str, set[str]]) -> tuple[str | None, str | None, Any]:
