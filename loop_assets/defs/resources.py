@@ -50,10 +50,6 @@ class Warehouse(DuckDBResource):
         f"database ({DUCKLAKE_CATALOG}), e.g. 'dbname=lake host=pg.internal user=loop'; password from PGPASSWORD.",
     )
 
-    @property
-    def backend(self) -> str:
-        return "ducklake" if self.ducklake_catalog else "duckdb"
-
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         if self.ducklake_catalog:
