@@ -177,9 +177,14 @@ class Rows:
         for column, value in values.items():
             self.traces[column].append(value)
         if len(self.traces["_seq"]) >= TRACE_CHUNK_ROWS:
+            self.flush_traces()
+        return self.seq
+
+    def flush_traces(self) -> None:
+        """Move the traces gathered so far (if any) into `trace_chunks`, as one frame."""
+        if self.traces["_seq"]:
             self.trace_chunks.append(self.trace_frame())
             self.traces = {c: [] for c in TRACE_SCHEMA}
-        return self.seq
 
     def trace_frame(self) -> pl.DataFrame:
         """The traces not yet moved into `trace_chunks`, as a frame."""

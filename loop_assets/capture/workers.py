@@ -24,7 +24,7 @@ from loop_assets.capture.formats.base import (
 )
 from loop_assets.capture.formats.jsonl import SourceRecord, decoded
 from loop_assets.capture.records import read_one
-from loop_assets.capture.rows import QUARANTINE_SCHEMA, TRACE_SCHEMA, Rows, raw_text
+from loop_assets.capture.rows import QUARANTINE_SCHEMA, Rows, raw_text
 from loop_assets.config import IngestConfig
 from loop_assets.warehouse import pause_point
 
@@ -202,9 +202,7 @@ def _merge_batch(
                 traces["_raw"].scatter(at, [raw for raw, _ in fill.values()]),
                 traces["_raw_truncated"].scatter(at, [cut for _, cut in fill.values()]),
             )
-        if rows.traces["_seq"]:
-            rows.trace_chunks.append(rows.trace_frame())
-            rows.traces = {c: [] for c in TRACE_SCHEMA}
+        rows.flush_traces()  # the rows read here before this batch stay before it
         rows.trace_chunks.append(traces)
     if quarantine.height:
         for column, values in quarantine.with_columns(pl.col("_seq") + offset).to_dict(as_series=False).items():
