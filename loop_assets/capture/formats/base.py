@@ -432,6 +432,17 @@ def usage_of(*sources: Any) -> dict[str, int | float]:
     return {}
 
 
+def settle_answer(text: str | None, finish: str | None, calls: Any, error: str | None) -> tuple[str | None, str | None]:
+    """(output_text, finish_reason) as every format stores them: an answer that was not logged is null
+    for a call that failed and "" otherwise; a call that answered only with tool calls finished with
+    `tool_calls` unless it logged a reason."""
+    if text is None and error is None:
+        text = ""
+    if finish is None and calls and not text:
+        finish = "tool_calls"
+    return text, finish
+
+
 def with_extras(meta: dict[str, Any], extras: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
     """A record's metadata object with what no column holds beside it: each of `extras` under its own key
     (`record.<key>` where the metadata has that key), and the token counts under `usage` (a logged

@@ -67,6 +67,7 @@ from loop_assets.capture.formats.base import (
     normalise_all,
     parse_timestamp,
     record_hash,
+    settle_answer,
     show,
     start_seconds,
     to_json,
@@ -308,10 +309,7 @@ def _normalise(obs: dict[str, Any], ingest: IngestConfig, ts: datetime, ts_field
     if text_or_none(obs.get("level")) and str(obs["level"]).upper() == "ERROR":
         error = text_or_none(obs.get("statusMessage")) or "ERROR"
         used |= {"level", "statusMessage"}
-    if text is None:
-        text = None if error is not None else ""
-    if finish is None and calls and not text:
-        finish = "tool_calls"
+    text, finish = settle_answer(text, finish, calls, error)
     model = text_or_none(obs.get("model")) or text_or_none(obs.get("providedModelName"))
     if model and not text_or_none(obs.get("model")):
         used.add("providedModelName")

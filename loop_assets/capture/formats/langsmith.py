@@ -63,6 +63,7 @@ from loop_assets.capture.formats.base import (
     normalise_all,
     parse_timestamp,
     record_hash,
+    settle_answer,
     show,
     start_seconds,
     to_json,
@@ -271,10 +272,7 @@ def _normalise(run: dict[str, Any], ingest: IngestConfig, ts: datetime) -> Trace
     outputs = run.get("outputs")
     text, finish, calls = output_from(outputs, "outputs")
     error = text_or_none(run.get("error"))
-    if text is None:
-        text = None if error is not None else ""
-    if finish is None and calls and not text:
-        finish = "tool_calls"
+    text, finish = settle_answer(text, finish, calls, error)
     if run.get("feedback") is not None and not isinstance(run["feedback"], list):
         raise RecordError("wrong_type", f"`feedback` must be a list of feedback records, got {show(run['feedback'])}")
     feedback_records = [f for f in run.get("feedback") or [] if isinstance(f, dict)]

@@ -94,6 +94,7 @@ from loop_assets.capture.formats.base import (
     json_type,
     parse_timestamp,
     record_hash,
+    settle_answer,
     show,
     to_json,
     undated_ts,
@@ -234,9 +235,6 @@ def _normalise(obj: dict[str, Any], ingest: IngestConfig, ts: datetime, used: se
         finish_reason = str(obj["finish_reason"])
     if "finish_reason" in obj:
         used.add("finish_reason")
-    if finish_reason is None and tool_calls and not output_text:
-        finish_reason = "tool_calls"
-
     error = None
     if "error" in obj:
         used.add("error")
@@ -247,8 +245,7 @@ def _normalise(obj: dict[str, Any], ingest: IngestConfig, ts: datetime, used: se
     if error is None and obj.get("status") == "failure":
         details = obj.get("error_information") if isinstance(obj.get("error_information"), dict) else {}
         error = _error_text(details.get("error_message")) or "failure"
-    if output_text is None:
-        output_text = None if error is not None else ""
+    output_text, finish_reason = settle_answer(output_text, finish_reason, tool_calls, error)
 
     model = _model(obj, used, sub_used)
     app = _app(obj, used)

@@ -70,6 +70,7 @@ from loop_assets.capture.formats.base import (
     normalise_all,
     parse_timestamp,
     record_hash,
+    settle_answer,
     show,
     to_json,
     undated_ts,
@@ -593,12 +594,7 @@ def _read_span(
         raise RecordError("invalid_value", "the span's request messages are empty")
     latency = _latency(span, ts)
     error = _error(span, reading)
-    output = reading.output_text
-    if output is None:
-        output = None if error is not None else ""
-    finish = reading.finish_reason
-    if finish is None and reading.tool_calls and not output:
-        finish = "tool_calls"
+    output, finish = settle_answer(reading.output_text, reading.finish_reason, reading.tool_calls, error)
     feedback, thumbs, rating, corrected = feedback_columns(reading.scores)
     metadata = _metadata(span, reading, convention)
     trace_id = span.trace_id or "h_" + record_hash(part_obj)[:32]
