@@ -661,7 +661,7 @@ def _error(span: Span, reading: Reading) -> str | None:
 def _app(span: Span) -> str:
     for source in (span.resource, span.attributes):
         name = source.get("service.name")
-        if isinstance(name, str) and name.strip() and not name.startswith("unknown_service"):
+        if _app_ok(name):
             return name
     # the Vercel AI SDK names what is traced in experimental_telemetry: {metadata: {app}, functionId}
     for key in ("ai.telemetry.metadata.app", "ai.telemetry.functionId"):
