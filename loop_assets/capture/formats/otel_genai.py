@@ -139,8 +139,9 @@ def read(span: Span) -> Reading:
     attrs = span.attributes
     used: set[str] = set()
     used_events: set[int] = set()
-    messages = _input(span, used, used_events)
-    text, finish, calls = _output(span, used, used_events)
+    content = {**_details(span, used_events), **attrs}  # the details event's attributes, then the span's
+    messages = _input(span, content, used, used_events)
+    text, finish, calls = _output(span, content, used, used_events)
     reasons = attrs.get("gen_ai.response.finish_reasons")
     if reasons not in (None, "", []):
         reasons = json_attr(reasons)
@@ -180,8 +181,7 @@ def _details(span: Span, used_events: set[int]) -> dict[str, Any]:
     return {}
 
 
-def _input(span: Span, used: set[str], used_events: set[int]) -> list[dict[str, Any]]:
-    attrs = {**_details(span, used_events), **span.attributes}
+def _input(span: Span, attrs: dict[str, Any], used: set[str], used_events: set[int]) -> list[dict[str, Any]]:
     if attrs.get("gen_ai.input.messages") is not None:
         messages = genai_messages(attrs["gen_ai.input.messages"], "gen_ai.input.messages")
         used.add("gen_ai.input.messages")
@@ -196,8 +196,8 @@ def _input(span: Span, used: set[str], used_events: set[int]) -> list[dict[str, 
     elif attrs.get("ai.prompt") is not None:
         messages = messages_from(json_attr(attrs["ai.prompt"]), "ai.prompt")
         used.add("ai.prompt")
-    elif _events_attribute(attrs, "input"):  # Pydantic AI (Logfire): the events as one JSON attribute
-        messages = messages_from(_events_attribute(attrs, "input"), "events")
+    elif events := _events_attribute(attrs, "input"):  # Pydantic AI (Logfire): the events as one JSON attribute
+        messages = messages_from(events, "events")
         used.add("events")
     else:
         messages = None
@@ -307,8 +307,9 @@ def _flat_messages(attrs: dict[str, Any], prefix: str, used: set[str]) -> list[d
     return messages
 
 
-def _output(span: Span, used: set[str], used_events: set[int]) -> tuple[str | None, str | None, Any]:
-    attrs = {**_details(span, used_events), **span.attributes}
+def _output(
+    span: Span, attrs: dict[str, Any], used: set[str], used_events: set[int]
+) -> tuple[str | None, str | None, Any]:
     if attrs.get("gen_ai.output.messages") is not None:
         raw = json_attr(attrs["gen_ai.output.messages"])
         messages = genai_messages(raw, "gen_ai.output.messages")
