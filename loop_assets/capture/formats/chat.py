@@ -153,6 +153,23 @@ def convert_tool_calls(calls: Any) -> list[dict[str, Any]] | None:
     return out
 
 
+def _turn(
+    role: str,
+    parts: list[Any],
+    calls: list[dict[str, Any]],
+    results: list[dict[str, Any]],
+    *,
+    name: str | None = None,
+    tool_call_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """A logged message as OpenAI messages: its own turn (content parts and tool calls), then the tool
+    results it carried, each a `role: tool` message; a message that carried only results has no turn."""
+    if results and not parts and not calls:
+        return results
+    content = join_parts(parts, has_tool_calls=bool(calls))
+    return [make_message(role, content, name=name, tool_calls=calls or None, tool_call_id=tool_call_id), *results]
+
+
 # --- OpenTelemetry GenAI messages (role + parts) ---------------------------------------------------
 
 
@@ -210,18 +227,7 @@ def genai_message(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
             content.append(image_part(f"data:{mime};base64,{part['content']}"))
         else:
             content.append(part)
-    out = []
-    if content or calls or not results:
-        out.append(
-            make_message(
-                role,
-                join_parts(content, has_tool_calls=bool(calls)),
-                name=text_or_none(message.get("name")),
-                tool_calls=calls or None,
-            )
-        )
-    out.extend(results)
-    return out
+    return _turn(role, content, calls, results, name=text_or_none(message.get("name")))
 
 
 # --- messages as Langfuse, LangSmith (and others) log them ---------------------------------------
@@ -378,18 +384,9 @@ def _split_anthropic(message: dict[str, Any]) -> list[dict[str, Any]]:
             results.append(make_message("tool", "" if result is None else as_text(result), tool_call_id=_id_of(block)))
         else:
             kept.append(part)
-    out = []
-    if kept or calls or not results:
-        out.append(
-            make_message(
-                message["role"],
-                join_parts(kept, has_tool_calls=bool(calls)),
-                name=message.get("name"),
-                tool_calls=calls or None,
-                tool_call_id=message.get("tool_call_id"),
-            )
-        )
-    return out + results
+    return _turn(
+        message["role"], kept, calls, results, name=message.get("name"), tool_call_id=message.get("tool_call_id")
+    )
 
 
 def _block_kind(part: Any) -> str | None:
@@ -703,10 +700,7 @@ def _gemini_content(content: dict[str, Any], where: str) -> list[dict[str, Any]]
             )
         elif part.get("text") is not None and not part.get("thought"):
             texts.append(text_part(part["text"]))
-    out = []
-    if texts or calls or not results:
-        out.append(make_message(role, join_parts(texts, has_tool_calls=bool(calls)), tool_calls=calls or None))
-    return out + results
+    return _turn(role, texts, calls, results)
 
 
 def _gemini_output(value: dict[str, Any]) -> tuple[str | None, str | None, list[dict[str, Any]] | None]:
