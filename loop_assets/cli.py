@@ -37,10 +37,13 @@ def days_with_data(incoming: Path) -> list[date]:
     of every file just to learn the range."""
     from loop_assets.capture.file_days import entry_days
     from loop_assets.capture.incoming import scan_incoming
+    from loop_assets.capture.workers import Workers
     from loop_assets.config import load_config
 
     ingest = load_config().ingest
-    return sorted(set().union(*(entry_days(entry, ingest) for entry in scan_incoming(incoming).entries)))
+    with Workers.configured(ingest) as workers:  # one pool for every file's exact read, as the sensor does
+        days = [entry_days(entry, ingest, workers=workers) for entry in scan_incoming(incoming).entries]
+    return sorted(set().union(*days))
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
