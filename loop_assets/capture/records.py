@@ -161,8 +161,8 @@ def _read_part(
         return rows.add_quarantine(rec, source_file, keep, code, at + part.error.reason, None, fmt.name)
     try:
         traces = fmt.normalise(part.obj, ingest, now=now)
-        problem = _check_traces(traces, fmt.name)
-        digest = _digest(part.obj, rec) if problem is None else ""
+        problem = check_traces(traces, fmt.name)
+        record_hash = digest(part.obj, rec) if problem is None else ""
     except RecordError as exc:
         day = utc_day(exc.ts) if exc.ts is not None else None
         return rows.add_quarantine(rec, source_file, keep, exc.code, at + exc.reason, day, fmt.name)
@@ -180,13 +180,13 @@ def _read_part(
         cleaned = _clean_trace(trace)
         if where is not None:
             cleaned["metadata"] = _with_source_path(cleaned["metadata"], where)
-        seq = rows.add_trace(cleaned, rec, source_file, keep, digest, fmt.name)
+        seq = rows.add_trace(cleaned, rec, source_file, keep, record_hash, fmt.name)
         first = first if first is not None else seq
     assert first is not None
     return first
 
 
-def _digest(obj: Any, rec: SourceRecord) -> str:
+def digest(obj: Any, rec: SourceRecord) -> str:
     """The item's record_hash; for JSON nested too deeply to serialise again, the sha256 of its bytes."""
     try:
         return record_hash(obj, rec.raw if rec.raw_bytes == len(rec.raw) else None)
@@ -222,7 +222,7 @@ def file_format(ingest: IngestConfig, head: list[SourceRecord]) -> tuple[TraceFo
     return FORMATS[name], ""
 
 
-def _check_traces(traces: Any, fmt: str) -> tuple[str, str] | None:
+def check_traces(traces: Any, fmt: str) -> tuple[str, str] | None:
     """A (code, reason) when a format broke its contract, so a parser bug quarantines, not crashes."""
     if not isinstance(traces, list):
         return "parser_error", f"the {fmt} parser returned {type(traces).__name__}, not a list of traces"
@@ -251,7 +251,9 @@ JSON_FIELDS = ("input_messages", "feedback", "metadata")
 """Trace fields stored as JSON text."""
 
 
-_BIG_EXPONENT = re.compile(r"\d[eE]\+?\d{3}")  # 1e400: a float beyond the largest double reads as inf
+_BIG_EXPONENT = re.compile(r"[:\[,]\s*-?\d+(?:\.\d+)?[eE]\+?\d{3}")
+"""A number like 1e400: a float beyond the largest double reads as inf (only a number after `:`, `[` or `,`:
+an id such as `3e806` in a string is not one)."""
 
 
 def _strict_json(text: str) -> str:

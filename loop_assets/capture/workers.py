@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from loop_assets.capture.fast_lines import FAST_FORMATS, read_line
 from loop_assets.capture.formats import FORMATS
 from loop_assets.capture.formats.base import (
     TraceFormat,
@@ -96,29 +97,33 @@ class Workers:
             self._pool = None
 
 
-def _parse_batch(
+def parse_batch(
     batch: list[SourceRecord | tuple[int, bytes, int]],
     fmt_name: str,
     source_file: str,
     ingest: IngestConfig,
     now: datetime,
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """The rows of a run of lines, numbered from 1 (`_merge_batch` moves them into place).
+    """The rows of a run of lines, numbered from 1 (`merge_batch` moves them into place).
 
-    Runs in a worker process: the same `read_one` as the serial path, so the rows are the same."""
+    Runs in a worker process: the same `read_one` as the serial path, so the rows are the same; a line of a
+    format in `fast_lines.FAST_FORMATS` is first offered to `fast_lines.read_line`, which gives the same row."""
     rows = Rows()
     fmt = FORMATS[fmt_name]
+    fast = fmt_name in FAST_FORMATS and ingest.fast_lines
     for item in batch:
         rec = SourceRecord(*item, undecoded=True) if isinstance(item, tuple) else item
+        if fast and rec.undecoded and read_line(rec, fmt, source_file, ingest, now, rows):
+            continue
         read_one(decoded(rec, ingest.max_record_bytes), fmt, "", source_file, ingest, now, rows, [])
     traces = pl.concat([*rows.trace_chunks, rows.trace_frame()])
     return traces, pl.DataFrame(rows.quarantine, schema=QUARANTINE_SCHEMA), rows.seq
 
 
 def _parse_batch_in_worker(*args: Any) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """`_parse_batch` in a worker process."""
+    """`parse_batch` in a worker process."""
     pause_point("capture:worker")  # test-only hook (a worker killed mid-batch), inert unless EVAL_LOOP_PAUSE_AT
-    return _parse_batch(*args)
+    return parse_batch(*args)
 
 
 def read_in_batches(
@@ -142,7 +147,7 @@ def read_in_batches(
     args = (fmt.name, source_file, ingest, now)
     if second is None or workers.size == 1:
         for batch in chain([first], [second] if second else [], batches):
-            _merge_batch(rows, _parse_batch(batch, *args), batch, ingest)
+            merge_batch(rows, parse_batch(batch, *args), batch, ingest)
         return
     in_flight: deque[tuple[Future | None, list[SourceRecord]]] = deque()
     for batch in chain([first, second], batches):
@@ -161,10 +166,10 @@ def _merge_next(
 ) -> None:
     future, batch = in_flight.popleft()
     try:
-        result = future.result() if future is not None else _parse_batch(batch, *args)
+        result = future.result() if future is not None else parse_batch(batch, *args)
     except Exception:  # the worker died or could not run: the batch is still here
-        result = _parse_batch(batch, *args)
-    _merge_batch(rows, result, batch, ingest)
+        result = parse_batch(batch, *args)
+    merge_batch(rows, result, batch, ingest)
 
 
 def _batched(items: Iterable[SourceRecord], size: int) -> Iterator[list[SourceRecord]]:
@@ -173,7 +178,7 @@ def _batched(items: Iterable[SourceRecord], size: int) -> Iterator[list[SourceRe
         yield batch
 
 
-def _merge_batch(
+def merge_batch(
     rows: Rows, result: tuple[pl.DataFrame, pl.DataFrame, int], batch: list[SourceRecord], ingest: IngestConfig
 ) -> None:
     """Add a parsed batch to `rows` after everything read before it, as if read here.
