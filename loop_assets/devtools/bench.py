@@ -104,7 +104,8 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "traffic": ("traces", "lines", "failures", "failure_rate", "distinct_failure_texts", "generate_seconds", "bytes"),
     "first_run": ("stages", "total_seconds", "peak_rss_mib"),
     "rerun": ("stages", "total_seconds", "peak_rss_mib", "embedded", "share_of_first_run"),
-    "baselines": ("naive", "semhash", "umap_hdbscan"),
+    "baselines": ("per_record_ingest", "naive", "semhash", "umap_hdbscan"),
+    "baselines.per_record_ingest": ("seconds", "sampled", "eval_loop_seconds", *RATIO_FIELDS),
     "baselines.naive": ("embed_seconds", "cluster_seconds", "seconds", "sampled", "eval_loop_seconds", *RATIO_FIELDS),
     "baselines.semhash": ("seconds", "model", "sampled", "eval_loop_seconds", *RATIO_FIELDS),
     "baselines.umap_hdbscan": ("seconds", "sampled", "eval_loop_seconds", *RATIO_FIELDS),
@@ -589,6 +590,50 @@ def umap_baseline(first: LoopRun, config: Any, cap: int, seed: int, repeats: int
     }
 
 
+INGEST_BASELINE_LINES = 20_000
+"""Lines of the day each side of the ingest ratio reads per repetition (scaled linearly to the day)."""
+
+
+def ingest_baseline(incoming: Path, config: Any, lines: int, repeats: int) -> dict[str, Any]:
+    """The per-record parse (`ingest.fast_lines` off: every line decoded by the standard library and read
+    the way any line can be) against the loop's ingest, on the day's first `lines` lines, as interleaved
+    repetitions; both parse in the same worker processes and return the same rows."""
+    import shutil
+    import tempfile
+
+    from loop_assets.capture import ingest as capture
+    from loop_assets.dedup.backend_choice import interleaved
+
+    source = sorted(p for p in Path(incoming).iterdir() if p.is_file())[0]
+    total = sum(1 for _ in source.open("rb"))
+    folder = Path(tempfile.mkdtemp(prefix="eval-loop-ingest-"))
+    try:
+        with source.open("rb") as src, (folder / source.name).open("wb") as dst:
+            for _, text in zip(range(lines), src, strict=False):
+                dst.write(text)
+        taken = min(lines, total)
+        scale = total / max(taken, 1)
+
+        def read(fast: bool) -> Callable[[], float]:
+            ingest = config.ingest.model_copy(update={"fast_lines": fast})
+
+            def run() -> float:
+                started = time.perf_counter()
+                capture.ingest(folder, ingest, "bench-ingest")
+                return (time.perf_counter() - started) * scale
+
+            return run
+
+        runs = interleaved([("per-record", read(False)), ("eval-loop", read(True))], repeats)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {
+        **_ratio_figures(runs, "per-record", "eval-loop"),
+        "sampled": f"{taken:,} of {total:,} lines, scaled linearly" if taken < total else "no",
+        "note": "ingest only (no warehouse write); worker processes started on each side",
+    }
+
+
 def real_texts(folder: Path, config: Any, cap: int, seed: int) -> pl.DataFrame:
     """app, ts, text of real traffic (e.g. ../shared/realdata) as the loop compares texts: every trace read by
     the loop's ingest, its input with its conversation normalised as a failure's would be, one row per
@@ -773,6 +818,8 @@ def run_bench(
             suite_texts = [r[0] for r in con.execute("SELECT input_text FROM eval_suite ORDER BY case_id").fetchall()]
         threshold = dedup_threshold(len(suite_texts), config.dedup.threshold_schedule)
         log(f"baselines as {repeats} interleaved repetitions each (baseline, eval-loop, baseline, ...) ...")
+        log("baseline: per-record ingest (every line parsed the way any line can be) ...")
+        per_record = ingest_baseline(incoming, config, INGEST_BASELINE_LINES, repeats)
         log("baseline: naive (torch fp32 on every failing trace, HDBSCAN on raw 384-d) ...")
         naive = naive_baseline(first, encoder, config, model_path, baseline_cap, hdbscan_cap, seed, repeats)
         log("baseline: SemHash ...")
@@ -822,7 +869,7 @@ def run_bench(
             "embedded": sum(s.embedded or 0 for s in rerun.stages),
             "share_of_first_run": round(rerun.total_seconds / first.total_seconds, 4) if first.total_seconds else None,
         },
-        "baselines": {"naive": naive, "semhash": semhash, "umap_hdbscan": umap_fig},
+        "baselines": {"per_record_ingest": per_record, "naive": naive, "semhash": semhash, "umap_hdbscan": umap_fig},
         "backends": backends,
         "default_backend": encoder.resolved_backend,
         "recommended_backend": recommended_backend(backends),
@@ -1008,6 +1055,7 @@ def render(result: dict[str, Any]) -> str:
         "models loaded beforehand on both sides)\n"
     )
     rows = [
+        ("per-record parse: every line decoded by the standard library", "ingest", b["per_record_ingest"]),
         ("naive: torch fp32 every failing trace + HDBSCAN raw 384-d", "embed + cluster", b["naive"]),
         ("SemHash (MiniLM torch fp32) vs the suite", "embed + grade", b["semhash"]),
         ("UMAP 5-d cosine + HDBSCAN (BERTopic-style)", "cluster", b["umap_hdbscan"]),
