@@ -54,3 +54,23 @@ def test_models_come_from_the_package_or_a_local_folder_never_a_hub(tmp_path):
     with pytest.raises(ValueError, match="never downloaded"):
         resolve_model_path("BAAI/bge-small-en-v1.5")
     assert model_id("all-MiniLM-L6-v2") == MODEL
+
+
+def test_chunks_for_progress_give_each_text_its_own_vector_in_its_own_place(real_encoder, monkeypatch):
+    """With progress, texts are embedded in chunks shortest first; the vectors come back in the texts' order."""
+    from loop_assets.dedup import embedding
+
+    monkeypatch.setattr(embedding, "PROGRESS_CHUNK", 4)
+    words = ["refund", "where is my parcel", "a much longer question about the invoice I got last week", "hi"]
+    texts = _texts([f"{w} {i}" for i in range(3) for w in words])
+    empty_cache = pl.DataFrame(schema={"text_hash": pl.String, "embedding": pl.List(pl.Float32)})
+    seen: list[tuple[int, int]] = []
+    chunked = embed_with_cache(texts, empty_cache, real_encoder, MODEL, progress=lambda a, b: seen.append((a, b)))
+    whole = embed_with_cache(texts, empty_cache, real_encoder, MODEL)
+    assert seen == [(4, 12), (8, 12), (12, 12)]
+    by_hash = dict(zip(whole.vectors["text_hash"], whole.vectors["embedding"].to_list(), strict=True))
+    for text_hash_, vector in zip(chunked.vectors["text_hash"], chunked.vectors["embedding"].to_list(), strict=True):
+        np.testing.assert_allclose(vector, by_hash[text_hash_], atol=1e-5)  # torch pads per batch: not bit-equal
+    direct = real_encoder([texts["text"][5]])[0]
+    got = dict(zip(chunked.vectors["text_hash"], chunked.vectors["embedding"].to_list(), strict=True))
+    np.testing.assert_allclose(got[texts["text_hash"][5]], direct, atol=1e-5)
