@@ -32,6 +32,10 @@ _BIG = float(2**63)
 library as an integer (a float beyond the double range is an orjson error: that line goes the per-record way)."""
 
 
+MAX_DEPTH = 64
+"""Records nested deeper than this go the per-record way (real trace records nest a dozen levels)."""
+
+
 def read_line(
     rec: SourceRecord, fmt: TraceFormat, source_file: str, ingest: IngestConfig, now: datetime, rows: Rows
 ) -> bool:
@@ -59,11 +63,14 @@ def read_line(
 
 
 def _needs_stdlib(raw: bytes, obj: dict[str, Any]) -> bool:
-    """Whether the standard library may read the line differently: a float of `_BIG` or more, or an
-    identity key (`jsonl.IDENTITY_KEYS`) perhaps given twice at the top level (`jsonl._conflicting_keys`
-    then decides whether the values differ). A key's quoted name occurs once per place it is a key, nested
-    or not, and once per string value equal to it: when the nested keys do not account for every
-    occurrence but the top-level one, the line may repeat the key at the top level."""
+    """Whether the per-record path may read the line differently: a float of `_BIG` or more; JSON nested
+    `MAX_DEPTH` deep or more (how deep the standard library and the parser can follow depends on the
+    stack they run on); or an identity key (`jsonl.IDENTITY_KEYS`) perhaps given twice at the top level
+    (`jsonl._conflicting_keys` then decides whether the values differ). A key's quoted name occurs once
+    per place it is a key, nested or not, and once per string value equal to it: when the nested keys do
+    not account for every occurrence but the top-level one, the line may repeat the key at the top level."""
+    if raw.count(b"{") + raw.count(b"[") >= MAX_DEPTH and _depth(obj) >= MAX_DEPTH:
+        return True
     unexplained = {}
     for key in IDENTITY_KEYS.intersection(obj):
         extra = raw.count(b'"' + key.encode() + b'"') - 1
@@ -82,3 +89,16 @@ def _needs_stdlib(raw: bytes, obj: dict[str, Any]) -> bool:
         elif kind is float and abs(item) >= _BIG:
             return True
     return any(extra > 0 for extra in unexplained.values())
+
+
+def _depth(obj: Any) -> int:
+    """How many containers deep `obj` nests (without recursion: it may be deeper than the stack allows)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) is dict or type(item) is list:
+            deepest = max(deepest, depth)
+            values = item.values() if type(item) is dict else item
+            stack.extend((value, depth + 1) for value in values)
+    return deepest

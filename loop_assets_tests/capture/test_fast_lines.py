@@ -32,6 +32,13 @@ def both_ways(folder: Path, config: IngestConfig) -> None:
         assert getattr(fast, frame).equals(getattr(slow, frame)), frame
 
 
+def _nested(depth: int) -> object:
+    value: object = "leaf"
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
 def line(obj: object, text: str | None = None) -> SourceRecord:
     raw = (text if text is not None else json.dumps(obj)).encode("utf-8", "surrogatepass")
     return SourceRecord(7, raw, len(raw), undecoded=True)
@@ -84,6 +91,7 @@ def test_a_common_line_is_read_here():
         ("not UTF-8", None),
         ("not an object", [COMMON]),
         ("a record the parser rejects", {**COMMON, "timestamp": None}),
+        ("nesting as deep as the stack may allow", {**COMMON, "metadata": {"x": _nested(fast_lines.MAX_DEPTH)}}),
     ],
 )
 def test_lines_the_standard_library_or_the_parser_must_read_go_the_per_record_way(why, record):
@@ -102,6 +110,10 @@ def test_lines_the_standard_library_or_the_parser_must_read_go_the_per_record_wa
     else:
         rec = line(record)
     assert not read(rec), why
+
+
+def test_a_record_nested_a_little_less_deep_is_read_here():
+    assert read(line({**COMMON, "metadata": {"x": _nested(fast_lines.MAX_DEPTH - 3)}}))
 
 
 def test_an_id_nested_in_the_record_does_not_stop_a_line():
