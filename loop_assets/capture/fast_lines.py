@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from loop_assets.capture.formats.base import RecordError, TraceFormat
+from loop_assets.capture.formats.base import TraceFormat
 from loop_assets.capture.formats.jsonl import IDENTITY_KEYS, SourceRecord
 from loop_assets.capture.records import check_traces, digest
 from loop_assets.capture.rows import Rows
@@ -33,7 +33,7 @@ library as an integer (a float beyond the double range is an orjson error: that 
 
 
 MAX_DEPTH = 64
-"""Records nested deeper than this go the per-record way (real trace records nest a dozen levels)."""
+"""Records nested this deep or deeper go the per-record way (real trace records nest a dozen levels)."""
 
 
 def read_line(
@@ -54,7 +54,7 @@ def read_line(
         if check_traces(traces, fmt.name) is not None:
             return False
         record_hash = digest(obj, rec)
-    except (RecordError, RecursionError, Exception):  # the per-record path says why, in its own words
+    except Exception:  # a RecordError, a RecursionError ...: the per-record path says why, in its own words
         return False
     keep = ingest.quarantine_raw_max_bytes
     for trace in traces:
