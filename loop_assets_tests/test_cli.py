@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import date
 
 import duckdb
@@ -12,7 +11,7 @@ import pytest
 
 from loop_assets.cli import main
 from loop_assets.report.stats import suite_stats
-from loop_assets_tests.paths import ROOT
+from loop_assets_tests.loop_process import dagster_home, loop_env
 
 
 @pytest.fixture
@@ -192,12 +191,10 @@ def test_materialize_prints_each_step_with_per_day_figures_that_match_the_wareho
     import dagster as dg
 
     home, incoming, cwd = tmp_path / "home", tmp_path / "incoming", tmp_path / "cwd"
-    home.mkdir()
+    dagster_home(home)
     cwd.mkdir()
-    shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
     shutil.copytree(traffic, incoming)
-    env = {**os.environ, "DAGSTER_HOME": str(home), "EVAL_LOOP_INCOMING": str(incoming),
-           "EVAL_LOOP_WAREHOUSE": str(tmp_path / "w.duckdb"), "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    env = loop_env(home, incoming, tmp_path / "w.duckdb")
     cli = str(Path(sys.executable).with_name("eval-loop"))
     done = subprocess.run([cli, "materialize"], env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
     logs = list((tmp_path / "logs").glob("materialize-*.log"))

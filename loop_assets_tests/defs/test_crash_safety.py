@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -45,6 +44,7 @@ import pytest
 from loop_assets.config import LoopConfig
 from loop_assets.dedup.failure_clusters import cluster_failures
 from loop_assets.tables import LOOP_TABLES, PARTITION_COLUMN
+from loop_assets_tests.loop_process import dagster_home, loop_env
 from loop_assets_tests.loop_runner import DAYS
 from loop_assets_tests.paths import ROOT
 
@@ -96,25 +96,20 @@ class Deployment:
 
     def __post_init__(self) -> None:
         self.home, self.incoming, self.warehouse = self.root / "home", self.root / "incoming", self.root / "wh.duckdb"
-        self.home.mkdir(parents=True)
-        shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", self.home / "dagster.yaml")
+        dagster_home(self.home)
         self.incoming.mkdir()
         for f in sorted(self.traffic.iterdir()):
             (self.incoming / f.name).write_bytes(f.read_bytes())
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EVAL_LOOP_")}
-        return {
-            **env,
-            "DAGSTER_HOME": str(self.home),
-            "EVAL_LOOP_INCOMING": str(self.incoming),
-            "EVAL_LOOP_WAREHOUSE": str(self.warehouse),
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "EVAL_LOOP_EXECUTOR": "in_process",  # the steps in the run's process: a kill takes the whole run
-            "TOKENIZERS_PARALLELISM": "false",
+        return loop_env(
+            self.home,
+            self.incoming,
+            self.warehouse,
+            EVAL_LOOP_EXECUTOR="in_process",  # the steps in the run's process: a kill takes the whole run
+            TOKENIZERS_PARALLELISM="false",
             **extra,
-        }
+        )
 
     def launch(self, name: str, *, partition: str | None = None, **extra: str) -> Launched:
         """`dagster asset materialize` of the loop's assets for one day or (default) the three-day range."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +16,7 @@ import duckdb
 import pytest
 
 from loop_assets.devtools.sample_traffic import write_traffic
+from loop_assets_tests.loop_process import dagster_home, loop_env
 from loop_assets_tests.loop_runner import START
 from loop_assets_tests.paths import ROOT
 
@@ -80,20 +80,17 @@ def wait_for(what: str, probe, timeout: float, log: Path):
 @pytest.mark.slow
 def test_dagster_dev_serves_the_loop_and_a_dropped_file_grows_the_suite(tmp_path):
     port, home, incoming = free_port(), tmp_path / "dagster_home", tmp_path / "incoming"
-    home.mkdir()
+    dagster_home(home)
     incoming.mkdir()
-    shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
     warehouse = tmp_path / "warehouse.duckdb"
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "EVAL_LOOP_INCOMING": str(incoming),
-        "EVAL_LOOP_WAREHOUSE": str(warehouse),
-        "EVAL_LOOP_SENSOR_INTERVAL": "5",
-        "EVAL_LOOP_SETTLE_SECONDS": "0",
-        "EVAL_LOOP_AUTOMATION_INTERVAL": "5",
-        "HF_HUB_OFFLINE": "1",
-    }
+    env = loop_env(
+        home,
+        incoming,
+        warehouse,
+        EVAL_LOOP_SENSOR_INTERVAL="5",
+        EVAL_LOOP_SETTLE_SECONDS="0",
+        EVAL_LOOP_AUTOMATION_INTERVAL="5",
+    )
     log = tmp_path / "dagster-dev.log"
     dagster = str(Path(sys.executable).with_name("dagster"))
     with log.open("wb") as out:

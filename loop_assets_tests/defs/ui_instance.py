@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ import duckdb
 
 from loop_assets.cli import days_with_data
 from loop_assets.devtools.sample_traffic import write_traffic
+from loop_assets_tests.loop_process import dagster_home, loop_env
 from loop_assets_tests.loop_runner import Loop
 from loop_assets_tests.paths import ROOT
 
@@ -54,14 +54,7 @@ class UiInstance:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "DAGSTER_HOME": str(self.home),
-            "EVAL_LOOP_INCOMING": str(self.incoming),
-            "EVAL_LOOP_WAREHOUSE": str(self.warehouse),
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-        }
+        return loop_env(self.home, self.incoming, self.warehouse)
 
     def query(self, sql: str) -> list[tuple]:
         with duckdb.connect(str(self.warehouse), read_only=True) as con:
@@ -86,8 +79,7 @@ def build(root: Path, *, days: int, per_day: int, start: date, seed: int = 11) -
     """Generated traffic for `days` days (and the late records after them), materialised as one range run
     over the days that `make run` would find in the files."""
     ui = UiInstance(root, root / "dagster_home", root / "incoming", root / "warehouse.duckdb", root / "ui.log")
-    ui.home.mkdir(parents=True)
-    shutil.copy(ROOT / ".dagster_home" / "dagster.yaml", ui.home / "dagster.yaml")
+    dagster_home(ui.home)
     write_traffic(ui.incoming, days=days, per_day=per_day, seed=seed, start=start)
     found = days_with_data(ui.incoming)
     loop = Loop(root)  # its incoming folder and warehouse are the ones above
