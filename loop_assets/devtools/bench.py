@@ -607,12 +607,13 @@ def ingest_baseline(incoming: Path, config: Any, lines: int, repeats: int) -> di
     from loop_assets.dedup.backend_choice import interleaved
 
     source = sorted(p for p in Path(incoming).iterdir() if p.is_file())[0]
-    total = sum(1 for _ in source.open("rb"))
     folder = Path(tempfile.mkdtemp(prefix="eval-loop-ingest-"))
     try:
+        total = 0  # the day's lines, counted while the first `lines` of them are copied
         with source.open("rb") as src, (folder / source.name).open("wb") as dst:
-            for _, text in zip(range(lines), src, strict=False):
-                dst.write(text)
+            for total, text in enumerate(src, start=1):
+                if total <= lines:
+                    dst.write(text)
         taken = min(lines, total)
         scale = total / max(taken, 1)
 
