@@ -97,14 +97,14 @@ class Workers:
             self._pool = None
 
 
-def parse_batch(
+def _parse_batch(
     batch: list[SourceRecord | tuple[int, bytes, int]],
     fmt_name: str,
     source_file: str,
     ingest: IngestConfig,
     now: datetime,
 ) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """The rows of a run of lines, numbered from 1 (`merge_batch` moves them into place).
+    """The rows of a run of lines, numbered from 1 (`_merge_batch` moves them into place).
 
     Runs in a worker process: the same `read_one` as the serial path, so the rows are the same; a line of a
     format in `fast_lines.FAST_FORMATS` is first offered to `fast_lines.read_line`, which gives the same row."""
@@ -121,9 +121,9 @@ def parse_batch(
 
 
 def _parse_batch_in_worker(*args: Any) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """`parse_batch` in a worker process."""
+    """`_parse_batch` in a worker process."""
     pause_point("capture:worker")  # test-only hook (a worker killed mid-batch), inert unless EVAL_LOOP_PAUSE_AT
-    return parse_batch(*args)
+    return _parse_batch(*args)
 
 
 def read_in_batches(
@@ -147,7 +147,7 @@ def read_in_batches(
     args = (fmt.name, source_file, ingest, now)
     if second is None or workers.size == 1:
         for batch in chain([first], [second] if second else [], batches):
-            merge_batch(rows, parse_batch(batch, *args), batch, ingest)
+            _merge_batch(rows, _parse_batch(batch, *args), batch, ingest)
         return
     in_flight: deque[tuple[Future | None, list[SourceRecord]]] = deque()
     for batch in chain([first, second], batches):
@@ -166,10 +166,10 @@ def _merge_next(
 ) -> None:
     future, batch = in_flight.popleft()
     try:
-        result = future.result() if future is not None else parse_batch(batch, *args)
+        result = future.result() if future is not None else _parse_batch(batch, *args)
     except Exception:  # the worker died or could not run: the batch is still here
-        result = parse_batch(batch, *args)
-    merge_batch(rows, result, batch, ingest)
+        result = _parse_batch(batch, *args)
+    _merge_batch(rows, result, batch, ingest)
 
 
 def _batched(items: Iterable[SourceRecord], size: int) -> Iterator[list[SourceRecord]]:
@@ -178,7 +178,7 @@ def _batched(items: Iterable[SourceRecord], size: int) -> Iterator[list[SourceRe
         yield batch
 
 
-def merge_batch(
+def _merge_batch(
     rows: Rows, result: tuple[pl.DataFrame, pl.DataFrame, int], batch: list[SourceRecord], ingest: IngestConfig
 ) -> None:
     """Add a parsed batch to `rows` after everything read before it, as if read here.
