@@ -56,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(out.wrong) + len(out.missing):>5} {quarantined:>5}  {out.verdict}"
         )
         if out.expected_calls is not None:
-            if out.right and out.verdict.startswith("right"):
-                totals["right" if out.verdict == "right" else "partly"] += 1
-            elif out.right:
-                totals["partly"] += 1
-            else:
+            if not out.right:
                 totals["rejected"] += 1
+            elif out.verdict == "right":
+                totals["right"] += 1
+            else:
+                totals["partly"] += 1
         if args.details:
             for key, problems in out.wrong.items():
                 print(f"    wrong {key}: " + "; ".join(problems))
@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         right_n = sum(len(o.right) for o, _ in group)
         held_n = sum(len(o.quarantined_as_expected) for o, _ in group)
         codes: dict[str, int] = {}
-        for _, result in group:
-            for code in result.quarantine["reason_code"].to_list():
-                codes[code] = codes.get(code, 0) + 1
+        for o, _ in group:
+            for code, n in o.quarantined.items():
+                codes[code] = codes.get(code, 0) + n
         why = ", ".join(f"{n} {code}" for code, n in sorted(codes.items())) or "none"
         counts = f"{len(group):>3} files {calls_n:>4} calls {right_n:>4} right {held_n:>4} quarantined"
         print(f"  {folder:<14} {counts} ({why})")
