@@ -70,7 +70,7 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     if plan.reused_days:
         context.log.info(f"unchanged since last read, left as they are: {', '.join(map(str, plan.reused_days))}")
     started = time.perf_counter()
-    redacted: dict[str, object] = {}
+    mode, redaction_counts = "no file read", {}
     files_read = 0
     if plan.read_days:
         context.log.info(f"progress: reading the files of {len(plan.read_days)} day(s) from {settings.incoming()}")
@@ -83,7 +83,9 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
             first_read=plan.first_read,
         )
         files_read = result.files.height
-        traces, quarantine, redacted = _redact_at_ingest(result.traces, result.quarantine, config.redaction)
+        traces, quarantine, mode, redaction_counts = _redact_at_ingest(
+            result.traces, result.quarantine, config.redaction
+        )
         with warehouse.get_connection() as con:
             store_ingest(con, plan, result, context.run_id, traces, quarantine)
         del result, traces, quarantine
@@ -93,7 +95,6 @@ def raw_traces(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
         unaccounted = files_not_accounted(con, plan.listed, scan_incoming(settings.incoming()).ignored)
         stored = stored_figures(con, days, PREVIEW_ROWS)
         no_day = records_of_no_day(con)
-    mode, redaction_counts = _redaction_mode(redacted, plan.read_days)
     add_day_metadata(context, "raw_traces", {day: _trace_figures(f, config.redaction) for day, f in stored.items()})
     add_day_metadata(
         context, "quarantined_records", {day: _quarantine_figures(f, config.redaction) for day, f in stored.items()}
@@ -151,14 +152,6 @@ def _quarantine_figures(stored: dict[str, object], redaction: RedactionConfig) -
     }
 
 
-def _redaction_mode(redacted: dict[str, object], read_days: list) -> tuple[str, dict[str, object]]:
-    """The redaction mode (true of every day) and the run's redaction counts per kind."""
-    if not redacted:
-        return ("no file read" if not read_days else "off"), {}
-    counts = {k: v for k, v in redacted.items() if k != "redaction"}
-    return str(redacted["redaction"]), counts
-
-
 # Text columns that may carry what a user typed or a system logged.
 INGEST_REDACTED_TRACE_COLUMNS = [
     "input_messages",
@@ -175,16 +168,16 @@ PREVIEW_ROWS = 10  # markdown_preview's default: only these rows are shown, so o
 
 def _redact_at_ingest(
     traces: pl.DataFrame, quarantine: pl.DataFrame, settings: RedactionConfig
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, object]]:
-    """With redaction.at_ingest, the frames redacted before they are stored, and metadata: the mode
-    and, at ingest, the count of redactions per kind (`redacted_email`, ...)."""
+) -> tuple[pl.DataFrame, pl.DataFrame, str, dict[str, int]]:
+    """With redaction.at_ingest, the frames redacted before they are stored; then the redaction mode
+    (true of every day) and, at ingest, the count of redactions per kind (`redacted_email`, ...)."""
     if not (settings.enabled and settings.at_ingest):
         mode = "after ingest (failing texts, suite, exports, previews)" if settings.enabled else "off"
-        return traces, quarantine, {"redaction": mode}
+        return traces, quarantine, mode, {}
     traces, in_traces = redact_frame_with_counts(traces, INGEST_REDACTED_TRACE_COLUMNS, settings)
     quarantine, in_quarantine = redact_frame_with_counts(quarantine, INGEST_REDACTED_QUARANTINE_COLUMNS, settings)
     counts = Counter(in_traces) + Counter(in_quarantine)
-    return traces, quarantine, {"redaction": "at ingest", **count_metadata(counts)}
+    return traces, quarantine, "at ingest", count_metadata(counts)
 
 
 @dg.asset(
