@@ -197,6 +197,15 @@ def apps_report(con: duckdb.DuckDBPyConnection, config: LoopConfig) -> tuple[pl.
     return frame, warnings
 
 
+def _per_day(counts: pl.DataFrame) -> dict[date, dict[str, int]]:
+    """`counts` (rows counted by "day" and "app", in "len") as day -> {app: count}, apps sorted (a null app
+    first, as polars sorts)."""
+    by_day: dict[date, dict[str, int]] = {}
+    for day, app, n in counts.select("day", "app", "len").sort("day", "app").iter_rows():
+        by_day.setdefault(day, {})[app] = n
+    return by_day
+
+
 def scored_apps_metadata(
     con: duckdb.DuckDBPyConnection, config: LoopConfig, scored: pl.DataFrame, days: list[date]
 ) -> tuple[dict[date, dict[str, object]], list[str]]:
@@ -219,11 +228,15 @@ def scored_apps_metadata(
     judge_only: dict[str, int] = {}
     if config.judge is None and defaults:
         judge_only = dict(cases_without_a_judge(con, defaults).select("app", "judge_only").iter_rows())
+    # each frame is grouped once by day and app; the days and the warnings below read the counts
+    named_by_day = _per_day(named.group_by("day", "app").len())
+    flagged_counts = flagged.group_by("day", "app").len()
+    flagged_by_day = _per_day(flagged_counts)
     by_day: dict[date, dict[str, object]] = {}
     for day in days:
-        day_counts = dict(named.filter(pl.col("day") == day).group_by("app").len().sort("app").iter_rows())
+        day_counts = named_by_day.get(day, {})
         on_defaults = {a: n for a, n in day_counts.items() if a not in config.apps}
-        invalid = dict(flagged.filter(pl.col("day") == day).group_by("app").len().sort("app").iter_rows())
+        invalid = flagged_by_day.get(day, {})
         by_day[day] = {
             "apps_on_defaults": on_defaults,
             "apps_never_seen": report.unseen,
@@ -234,7 +247,7 @@ def scored_apps_metadata(
         if config.judge is None and on_defaults:
             by_day[day]["judge_only_cases"] = {a: judge_only[a] for a in on_defaults if a in judge_only}
     warnings = report.warnings(config)
-    for app, count in flagged.group_by("app").len().sort("app").iter_rows():
+    for app, count in flagged_counts.group_by("app").agg(pl.col("len").sum()).sort("app").iter_rows():
         low, high = config.app(app).feedback.rating_scale
         warnings.append(
             f"{app}: {count:,} trace(s) with a rating outside its rating_scale {low:g}-{high:g} (flagged "
