@@ -103,6 +103,11 @@ def make_message(
     return message
 
 
+def tool_result(result: Any, *, name: str | None = None, tool_call_id: str | None = None) -> dict[str, Any]:
+    """A tool's result as a `role: tool` message: its text ("" for none), JSON for anything else."""
+    return make_message("tool", "" if result is None else as_text(result), name=name, tool_call_id=tool_call_id)
+
+
 def join_parts(parts: list[Any], *, has_tool_calls: bool = False) -> Any:
     """Message content from OpenAI content parts: one text part as a string, none as "" (null beside tool calls)."""
     if not parts:
@@ -218,8 +223,7 @@ def genai_message(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
             calls.append(tool_call(part.get("id"), part.get("name"), part.get("arguments")))
         elif kind == "tool_call_response":
             response = part.get("response", part.get("result"))
-            text = "" if response is None else as_text(response)
-            results.append(make_message("tool", text, tool_call_id=text_or_none(part.get("id"))))
+            results.append(tool_result(response, tool_call_id=text_or_none(part.get("id"))))
         elif kind == "uri" and part.get("modality") == "image" and isinstance(part.get("uri"), str):
             content.append(image_part(part["uri"]))
         elif kind == "blob" and part.get("modality") == "image" and isinstance(part.get("content"), str):
@@ -381,7 +385,7 @@ def _split_anthropic(message: dict[str, Any]) -> list[dict[str, Any]]:
                     or result,
                     "tool_result.content",
                 )
-            results.append(make_message("tool", "" if result is None else as_text(result), tool_call_id=_id_of(block)))
+            results.append(tool_result(result, tool_call_id=_id_of(block)))
         else:
             kept.append(part)
     return _turn(
@@ -471,7 +475,7 @@ def output_from(value: Any, field: str, depth: int = 0) -> tuple[str | None, str
         if all(isinstance(v, str) for v in value):
             return "\n".join(value), None, None
         if all(isinstance(v, dict) and "toolCallId" in v for v in value):  # Vercel AI SDK tool calls
-            return "", "tool_calls", [_vercel_call(v) for v in value]
+            return "", "tool_calls", [vercel_call(v) for v in value]
         if all(isinstance(v, dict) and v.get("type") in RESPONSES_ITEMS for v in value):
             return _response_output({"output": value})
         if all(_is_choice(v) for v in value):  # choices (gen_ai.choice events): the first is the answer
@@ -695,9 +699,7 @@ def _gemini_content(content: dict[str, Any], where: str) -> list[dict[str, Any]]
             calls.append(tool_call(call.get("id"), call.get("name"), call.get("args")))
         elif isinstance(response, dict):
             result = response.get("response")
-            results.append(
-                make_message("tool", "" if result is None else as_text(result), name=text_or_none(response.get("name")))
-            )
+            results.append(tool_result(result, name=text_or_none(response.get("name"))))
         elif part.get("text") is not None and not part.get("thought"):
             texts.append(text_part(part["text"]))
     return _turn(role, texts, calls, results)
@@ -718,7 +720,8 @@ def _gemini_output(value: dict[str, Any]) -> tuple[str | None, str | None, list[
     return _content_text(message.get("content"), "candidates[0].content"), finish, calls
 
 
-def _vercel_call(part: dict[str, Any]) -> dict[str, Any]:
+def vercel_call(part: dict[str, Any]) -> dict[str, Any]:
+    """A Vercel AI SDK tool call (a `tool-call` content part or an `ai.response.toolCalls` item) as an OpenAI one."""
     return tool_call(part.get("toolCallId"), part.get("toolName"), part.get("input", part.get("args")))
 
 
@@ -727,7 +730,7 @@ def _vercel_message(value: dict[str, Any], where: str) -> list[dict[str, Any]]:
     the message, each result a `role: tool` message of its own."""
     content = value["content"]
     kept = [p for p in content if not (isinstance(p, dict) and p.get("type") in VERCEL_PARTS)]
-    calls = [_vercel_call(p) for p in content if isinstance(p, dict) and p.get("type") == "tool-call"]
+    calls = [vercel_call(p) for p in content if isinstance(p, dict) and p.get("type") == "tool-call"]
     out = []
     if kept or calls:
         message = _openai_message({**value, "content": None}, where)
@@ -739,8 +742,7 @@ def _vercel_message(value: dict[str, Any], where: str) -> list[dict[str, Any]]:
             result = part.get("output", part.get("result"))
             if isinstance(result, dict) and "value" in result and "type" in result:  # AI SDK 5: {type, value}
                 result = result["value"]
-            text = "" if result is None else as_text(result)
-            out.append(make_message("tool", text, tool_call_id=text_or_none(part.get("toolCallId"))))
+            out.append(tool_result(result, tool_call_id=text_or_none(part.get("toolCallId"))))
     return out
 
 

@@ -63,6 +63,7 @@ from loop_assets.capture.formats.chat import (
     output_from,
     role_of,
     tool_call,
+    vercel_call,
 )
 from loop_assets.capture.formats.otlp import (
     Reading,
@@ -363,7 +364,7 @@ def _events_attribute(attrs: dict[str, Any], side: str) -> list[dict[str, Any]]:
     choice = [e for e in events if isinstance(e, dict) and e.get("event.name") == "gen_ai.choice"]
     if side == "output":
         return choice
-    return [e for e in events if isinstance(e, dict) and e not in choice and "role" in e]
+    return [e for e in events if isinstance(e, dict) and e.get("event.name") != "gen_ai.choice" and "role" in e]
 
 
 def _vercel_output(attrs: dict[str, Any], used: set[str]) -> tuple[str | None, str | None, Any]:
@@ -378,11 +379,7 @@ def _vercel_output(attrs: dict[str, Any], used: set[str]) -> tuple[str | None, s
     tool_calls = None
     if isinstance(calls, list) and calls:
         used.add("ai.response.toolCalls")
-        tool_calls = [
-            tool_call(c.get("toolCallId"), c.get("toolName"), c.get("input", c.get("args")))
-            for c in calls
-            if isinstance(c, dict)
-        ]
+        tool_calls = [vercel_call(c) for c in calls if isinstance(c, dict)]
     finish = finish_reason_of(attrs.get("ai.response.finishReason"))
     if finish is not None:
         used.add("ai.response.finishReason")
