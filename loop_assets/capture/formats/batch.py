@@ -17,7 +17,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from loop_assets.capture.formats.jsonl import SourceRecord, read_records
+from loop_assets.capture.formats.jsonl import SourceRecord, primed, read_records
 from loop_assets.capture.formats.openai_chat import is_batch_line
 from loop_assets.capture.incoming import trace_kind
 
@@ -39,10 +39,7 @@ def pair_output(
     """(head, rest, paired): the records of `path` with their requests added when it is a Batch output
     file; unchanged (and paired False) otherwise. `head` is the records already decoded (detection);
     when it is empty, the first record is decoded here to tell."""
-    rest = iter(rest)
-    if not head:
-        first = next(rest, None)
-        head = [first] if first is not None else []
+    head, rest = primed(head, rest)
     if not any(rec.obj is not None and is_output_line(rec.obj) for rec in head):
         return head, rest, False
     wanted = _requests(path, max_record_bytes)

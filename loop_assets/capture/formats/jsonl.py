@@ -36,7 +36,7 @@ import gzip
 import json
 import lzma
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -70,6 +70,16 @@ class SourceRecord:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def primed(head: list[SourceRecord], rest: Iterable[SourceRecord]) -> tuple[list[SourceRecord], Iterator[SourceRecord]]:
+    """(head, rest) with the first record of `rest` moved into an empty `head`, so a look at the head
+    (is this file a Batch output, an OTLP span export?) has a record to look at."""
+    rest = iter(rest)
+    if not head:
+        first = next(rest, None)
+        head = [first] if first is not None else []
+    return head, rest
 
 
 def _open(path: Path) -> IO[bytes]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from loop_assets.capture.formats import jsonl
 from loop_assets.capture.formats.documents import read_document
-from loop_assets.capture.formats.jsonl import SourceRecord, read_records
+from loop_assets.capture.formats.jsonl import SourceRecord, primed, read_records
 from loop_assets.capture.formats.otlp import (
     LOG_KEYS,
     RESOURCE_KEYS,
@@ -75,10 +75,7 @@ def pair_logs(
 ) -> tuple[list[SourceRecord], Iterator[SourceRecord], bool]:
     """(head, rest, paired): the records of the span file `path` with the GenAI log events of their spans
     added, when there are any; unchanged (paired False) otherwise. `head` is the records already decoded."""
-    rest = iter(rest)
-    if not head:
-        first = next(rest, None)
-        head = [first] if first is not None else []
+    head, rest = primed(head, rest)
     if not any(rec.obj is not None and is_envelope(rec.obj) for rec in head):
         return head, rest, False
     events = _events(path, document, max_record_bytes)
