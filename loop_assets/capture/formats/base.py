@@ -372,8 +372,13 @@ def get_path(obj: Mapping[str, Any], path: str) -> Any:
 
 def start_seconds(obj: dict[str, Any], field: str) -> float:
     """The item's start time as a sort key; unreadable or missing times sort first."""
+    return seconds_or_min(obj.get(field), field)
+
+
+def seconds_or_min(value: Any, field: str) -> float:
+    """A time as epoch seconds for sorting; an unreadable or missing one sorts first."""
     try:
-        return parse_timestamp(obj.get(field), field).timestamp()
+        return parse_timestamp(value, field).timestamp()
     except RecordError:
         return float("-inf")
 

@@ -70,6 +70,7 @@ from loop_assets.capture.formats.base import (
     normalise_all,
     parse_timestamp,
     record_hash,
+    seconds_or_min,
     settle_answer,
     show,
     to_json,
@@ -812,10 +813,7 @@ def split_bundle(obj: dict[str, Any], classify: Callable[[Span], str | None]) ->
 
 
 def _start_key(span: Span) -> float:
-    try:
-        return parse_timestamp(span.start, span.start_field).timestamp()
-    except RecordError:
-        return float("-inf")
+    return seconds_or_min(span.start, span.start_field)
 
 
 class SpanFormat:
