@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
+"""Content part types whose `text` is the message's text (Chat Completions and Responses API parts)."""
+
 
 def message_text(content: Any, text_types: Collection[str] | None = None) -> str:
     """Text of an OpenAI-shaped message content: a string, or the text parts of a list of parts.

@@ -34,11 +34,10 @@ from loop_assets.exports.suite import (
     read_jsonl_lines,
     write_jsonl_lines,
 )
-from loop_assets.messages import message_text
+from loop_assets.messages import TEXT_PART_TYPES, message_text
 
 SUFFIX = ".inspect.jsonl"
 SYSTEM_ROLES = {"system", "developer"}
-TEXT_PART_TYPES = {"text", "input_text", "output_text"}
 
 
 def _content(content: Any, where: str, notes: list[str]) -> str | list[dict[str, Any]]:

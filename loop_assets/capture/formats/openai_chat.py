@@ -102,7 +102,7 @@ from loop_assets.capture.formats.base import (
     with_extras,
 )
 from loop_assets.config import IngestConfig
-from loop_assets.messages import message_text
+from loop_assets.messages import TEXT_PART_TYPES, message_text
 
 ID_KEYS = ("id", "trace_id", "request_id")
 TS_KEYS = ("timestamp", "ts", "created_at", "start_time", "startTime", "created")
@@ -111,7 +111,6 @@ MESSAGE_PATHS = ("messages", "request.messages", "input.messages")
 FINE_TUNING_KEYS = frozenset({"messages", "tools", "functions", "parallel_tool_calls"})
 """The keys of an OpenAI chat fine-tuning line (`{"messages": [..., answer]}`)."""
 SYSTEM_ROLES = frozenset({"system", "developer"})
-TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
 
 _UP = frozenset({"up", "thumbs_up", "thumbsup", "thumbs-up", "+1", "positive", "like", "good", "👍"})
 _DOWN = frozenset({"down", "thumbs_down", "thumbsdown", "thumbs-down", "-1", "negative", "dislike", "bad", "👎"})
