@@ -349,19 +349,31 @@ def measure(
     }
 
 
-def choose(figures: dict[str, dict[str, Any]], min_agreement: float = MIN_AGREEMENT) -> str:
-    """The backend with the highest median speed-up over torch among those agreeing on at least
-    `min_agreement` of the decisions, whose vectors do not depend on their batch (BATCH_TOLERANCE) and
-    that need no calibration data; torch when none is faster."""
+def qualifies(figures: dict[str, Any], min_agreement: float = MIN_AGREEMENT, name: str | None = None) -> bool:
+    """Whether a backend's measured figures let it be chosen: its decisions agree with torch fp32's on at
+    least `min_agreement` of the texts (and of the real texts, where measured), its vectors do not depend on
+    their batch (BATCH_TOLERANCE: the embedding cache relies on it) and, when its `name` is given, it needs
+    no calibration data (`backends.CALIBRATED`)."""
     from loop_assets.dedup.backends import CALIBRATED
 
+    real = figures.get("agreement_real")
+    return (
+        (figures.get("agreement") or 0) >= min_agreement
+        and (real is None or real >= min_agreement)
+        and (figures.get("batch_drift") or 0.0) <= BATCH_TOLERANCE
+        and name not in CALIBRATED
+    )
+
+
+def choose(figures: dict[str, dict[str, Any]], min_agreement: float = MIN_AGREEMENT) -> str:
+    """The backend with the highest median speed-up over torch among those that `qualifies`; torch when
+    none is faster."""
     best, best_speedup = "torch", 1.0
     for name, f in sorted(figures.items()):
         speedup = (f.get("speedup_vs_torch") or {}).get("median")
-        if name == "torch" or name in CALIBRATED or speedup is None:
+        if name == "torch" or speedup is None:
             continue
-        stable = (f.get("batch_drift") or 0.0) <= BATCH_TOLERANCE  # a vector must not depend on its batch
-        if (f.get("agreement") or 0) >= min_agreement and stable and speedup > best_speedup:
+        if qualifies(f, min_agreement, name) and speedup > best_speedup:
             best, best_speedup = name, speedup
     return best
 

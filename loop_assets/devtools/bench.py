@@ -51,6 +51,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from loop_assets.dedup.backend_choice import MIN_AGREEMENT, qualifies
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -888,22 +890,14 @@ def run_bench(
     return result
 
 
-def recommended_backend(backends: dict[str, dict[str, Any]], min_agreement: float = 0.99) -> str:
-    """The fastest backend whose decisions agree with torch fp32 on at least `min_agreement` of the generated
-    texts and of the real texts (where measured) and whose vectors do not depend on their batch, among
-    those needing no calibration data (see `dedup.backends.CALIBRATED`)."""
-    from loop_assets.dedup.backend_choice import BATCH_TOLERANCE
-    from loop_assets.dedup.backends import CALIBRATED
-
-    def agrees(f: dict[str, Any]) -> bool:
-        real = f.get("agreement_real")
-        stable = (f.get("batch_drift") or 0.0) <= BATCH_TOLERANCE
-        return (f.get("agreement") or 0) >= min_agreement and (real is None or real >= min_agreement) and stable
-
+def recommended_backend(backends: dict[str, dict[str, Any]], min_agreement: float = MIN_AGREEMENT) -> str:
+    """The fastest backend that `backend_choice.qualifies`: decisions agreeing with torch fp32 on at least
+    `min_agreement` of the generated texts and of the real texts (where measured), vectors independent of
+    their batch, no calibration data (see `dedup.backends.CALIBRATED`)."""
     ok = {
         name: f["texts_per_s"]
         for name, f in backends.items()
-        if f.get("texts_per_s") and agrees(f) and name not in CALIBRATED
+        if f.get("texts_per_s") and qualifies(f, min_agreement, name)
     }
     return max(ok, key=ok.__getitem__) if ok else "torch"
 
@@ -967,7 +961,7 @@ def targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "embedding_speedup": (
             speedup,
             True,
-            lambda v: v >= 4 and recommended_backend({"x": default}) == "x",
+            lambda v: v >= 4 and bool(default.get("texts_per_s")) and qualifies(default),
         ),
         "peak_rss_1m_gib": (
             round(result["first_run"]["peak_rss_mib"] / 1024, 2),
