@@ -49,8 +49,7 @@ def resolve_output(out_dir: str | os.PathLike[str], out: str | os.PathLike[str] 
             candidate = given  # spelled from the working directory, folder included
         else:
             candidate = root / given
-        if str(out).endswith(("/", os.sep)) or candidate.is_dir():
-            candidate = candidate / default_name
+        candidate = _default_name_if_folder(candidate, str(out), default_name)
     resolved = candidate.resolve()
     _check_name_length(resolved)
     if not _inside(resolved, root):
@@ -58,18 +57,27 @@ def resolve_output(out_dir: str | os.PathLike[str], out: str | os.PathLike[str] 
             f"refusing to write the export to {str(out)!r}: it resolves to {resolved}, which is outside the "
             f"output folder {root}. Name a file inside the folder, or choose the folder with --out-dir."
         )
-    if resolved.exists() and resolved.is_dir():
-        raise UnsafeExportPath(f"refusing to write the export to {resolved}: it is a folder")
-    return resolved
+    return _refuse_folder(resolved)
 
 
 def resolve_user_path(path: str | os.PathLike[str], default_name: str) -> Path:
     """The absolute file path for a path the user chose: relative to the working directory, anywhere on
     disk, symlinks followed; a folder (an existing one, or a path ending in `/`) gets the default name."""
-    given = Path(path).expanduser()
-    candidate = given / default_name if str(path).endswith(("/", os.sep)) or given.is_dir() else given
-    resolved = candidate.resolve()
+    resolved = _default_name_if_folder(Path(path).expanduser(), str(path), default_name).resolve()
     _check_name_length(resolved)
+    return _refuse_folder(resolved)
+
+
+def _default_name_if_folder(candidate: Path, spelled: str, default_name: str) -> Path:
+    """`candidate`, or the default name inside it when it is a folder: an existing one, or `spelled` (the path
+    as given) ends in `/`."""
+    if spelled.endswith(("/", os.sep)) or candidate.is_dir():
+        return candidate / default_name
+    return candidate
+
+
+def _refuse_folder(resolved: Path) -> Path:
+    """`resolved`, unless it is an existing folder (a file cannot be written in its place)."""
     if resolved.is_dir():
         raise UnsafeExportPath(f"refusing to write the export to {resolved}: it is a folder")
     return resolved
