@@ -402,9 +402,10 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def read_choice(model_path: str | Path) -> dict[str, Any] | None:
-    """The cached measurement and choice for this machine and model, or None when not measured yet."""
-    path = choice_file(model_path)
+def read_choice(model_path: str | Path, path: Path | None = None) -> dict[str, Any] | None:
+    """The cached measurement and choice for this machine and model, or None when not measured yet. `path`:
+    its `choice_file` where the caller has it already (working it out walks and stats the model folder)."""
+    path = path if path is not None else choice_file(model_path)
     with contextlib.suppress(OSError, ValueError):
         return json.loads(path.read_text(encoding="utf-8"))
     return None
@@ -414,10 +415,10 @@ def measure_and_store(
     model_path: str | Path, log: Callable[[str], None] | None = None, remeasure: bool = False
 ) -> dict[str, Any]:
     """The cached choice for this machine and model, measured now (once, under a lock) when there is none."""
-    info = cpu_info()
+    info = _this_cpu()
     path = choice_file(model_path, info)
     with _file_lock(path.with_suffix(".lock")):
-        cached = None if remeasure else read_choice(model_path)
+        cached = None if remeasure else read_choice(model_path, path)
         if cached is not None:
             return cached
         if log:
@@ -433,8 +434,9 @@ def measure_and_store(
             "measure_seconds": round(time.perf_counter() - started, 1),
             **figures,
         }
-        tmp = Path(tempfile.mkstemp(prefix=".auto-", suffix=".json", dir=path.parent)[1])
-        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        fd, tmp = tempfile.mkstemp(prefix=".auto-", suffix=".json", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, indent=2) + "\n")
         os.replace(tmp, path)
         return record
 

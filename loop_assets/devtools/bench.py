@@ -906,13 +906,14 @@ def _auto_summary(model_path: str) -> dict[str, Any] | None:
     """What `embedding.backend: auto` chose on this machine (dedup.backend_choice's cached measurement)."""
     from loop_assets.dedup.backend_choice import choice_file, read_choice
 
-    record = read_choice(model_path)
+    path = choice_file(model_path)
+    record = read_choice(model_path, path)
     if record is None:
         return None
     return {
         "chosen": record["chosen"],
         "measured_at": record["measured_at"],
-        "file": str(choice_file(model_path)),
+        "file": str(path),
         "backends": {
             name: {
                 "speedup_vs_torch": f["speedup_vs_torch"],
