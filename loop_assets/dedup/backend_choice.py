@@ -213,8 +213,9 @@ def decision_agreement(reference: np.ndarray, other: np.ndarray, apps: list[str]
 def default_thresholds() -> list[float]:
     """Every threshold the default dedup schedule can use at its points."""
     from loop_assets.config import LoopConfig
+    from loop_assets.dedup.threshold import schedule_thresholds
 
-    return sorted({t for _, t in LoopConfig().dedup.threshold_schedule})
+    return schedule_thresholds(LoopConfig().dedup.threshold_schedule)
 
 
 # --------------------------------------------------------------------------------------------------

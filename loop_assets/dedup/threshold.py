@@ -21,3 +21,8 @@ def dedup_threshold(suite_size: int, schedule: Sequence[tuple[int, float]]) -> f
 def strictest_threshold(schedule: Sequence[tuple[int, float]]) -> float:
     """The highest threshold the schedule can use: a member within it of a representative is within any."""
     return max(t for _, t in schedule)
+
+
+def schedule_thresholds(schedule: Sequence[tuple[int, float]]) -> list[float]:
+    """Every threshold the schedule names at its points, each once, lowest first."""
+    return sorted({t for _, t in schedule})

@@ -669,8 +669,9 @@ def backend_figures(
     the generated texts, with each speed-up the median of per-repetition ratios."""
     from loop_assets.dedup.backend_choice import agreements, batch_drift, load_encoders, speeds
     from loop_assets.dedup.backends import BACKENDS, available
+    from loop_assets.dedup.threshold import schedule_thresholds
 
-    thresholds = sorted({t for _, t in config.dedup.threshold_schedule})
+    thresholds = schedule_thresholds(config.dedup.threshold_schedule)
     names = [b for b in BACKENDS if available(b)]
     encoders, load_seconds = load_encoders(model_path, names, config.embedding.batch_size, log)
     ordered = generated.sort("ts")
