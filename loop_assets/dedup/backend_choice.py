@@ -204,10 +204,19 @@ def decision_agreement(reference: np.ndarray, other: np.ndarray, apps: list[str]
     """The lowest share, over the dedup thresholds, of texts whose promote/duplicate decision is the same."""
     if len(apps) == 0:
         return 1.0
-    return min(
-        float((duplicate_decisions(reference, apps, t) == duplicate_decisions(other, apps, t)).mean())
-        for t in thresholds
-    )
+    return agreement_with(reference_decisions(reference, apps, thresholds), other, apps)
+
+
+def reference_decisions(reference: np.ndarray, apps: list[str], thresholds: list[float]) -> dict[float, np.ndarray]:
+    """The reference's decisions at each threshold, taken once for every backend compared with it."""
+    return {t: duplicate_decisions(reference, apps, t) for t in thresholds}
+
+
+def agreement_with(decisions: dict[float, np.ndarray], other: np.ndarray, apps: list[str]) -> float:
+    """`decision_agreement` against the reference's decisions taken already (`reference_decisions`)."""
+    if len(apps) == 0:
+        return 1.0
+    return min(float((ref == duplicate_decisions(other, apps, t)).mean()) for t, ref in decisions.items())
 
 
 def default_thresholds() -> list[float]:
@@ -260,11 +269,14 @@ def agreements(
     if not texts:
         return {name: {"agreement": None, "min_cosine_to_torch": None} for name in encoders}
     reference = encoders["torch"](texts)
+    decisions = reference_decisions(reference, apps, thresholds)
     out = {}
     for name, encoder in encoders.items():
         vectors = reference if name == "torch" else encoder(texts)
+        # torch against itself takes every decision alike: 1.0, not worked out again
+        agreement = 1.0 if name == "torch" else agreement_with(decisions, vectors, apps)
         out[name] = {
-            "agreement": round(decision_agreement(reference, vectors, apps, thresholds), 5),
+            "agreement": round(agreement, 5),
             "min_cosine_to_torch": round(float((reference * vectors).sum(axis=1).min()), 5),
         }
     return out
