@@ -13,7 +13,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from loop_assets.run_progress import ProgressPrinter, run_id_in_log_line
+from loop_assets.run_progress import ProgressPrinter, day_span, run_id_in_log_line
 from loop_assets.warehouse import warehouse_path
 
 
@@ -71,7 +71,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     if first > last:
         print(f"eval-loop materialize: --start {first} is after --end {last}", file=sys.stderr)
         return 2
-    label = first if first == last else f"{first}...{last}"
+    label = day_span(first, last)
     home = os.environ.get("DAGSTER_HOME")
     if home and not Path(home).is_dir():
         print(f"eval-loop materialize: DAGSTER_HOME={home} is not a folder: create it, or unset it", file=sys.stderr)

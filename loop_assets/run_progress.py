@@ -13,6 +13,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Literal, TextIO
 
 PROGRESS_PREFIX = "progress: "
@@ -24,6 +25,11 @@ RUN_ID_IN_LOG = re.compile(r" - ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}
 """The run id in a line of Dagster's console log: `<time> - dagster - <LEVEL> - <job> - <run_id> - ...`."""
 COUNT_OF_TOTAL = re.compile(r"(\d[\d,]*) of (\d[\d,]*)")
 BAR_WIDTH = 20
+
+
+def day_span(first: date | str, last: date | str) -> str:
+    """The days first..last as a label: "2026-11-16", or "2026-11-16...2026-11-23" for several."""
+    return str(first) if first == last else f"{first}...{last}"
 
 
 def with_bar(text: str) -> str:

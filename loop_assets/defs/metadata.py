@@ -8,6 +8,7 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
+from loop_assets.run_progress import day_span
 from loop_assets.tables import TABLES
 
 
@@ -70,5 +71,4 @@ def add_day_metadata(
 
 def run_metadata(days: list[date], **figures: object) -> dict[str, object]:
     """The run's own figures (timings, the days it covered), labelled as the run's on each day it wrote."""
-    span = str(days[0]) if len(days) == 1 else f"{days[0]}...{days[-1]}"
-    return {"run_days": span, "run": dg.MetadataValue.json({"days": len(days), **figures})}
+    return {"run_days": day_span(days[0], days[-1]), "run": dg.MetadataValue.json({"days": len(days), **figures})}

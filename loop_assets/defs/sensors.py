@@ -19,6 +19,7 @@ from loop_assets.capture.workers import Workers
 from loop_assets.defs.jobs import loop_job
 from loop_assets.defs.partitions import daily_partitions
 from loop_assets.defs.resources import LoopSettings, Warehouse
+from loop_assets.run_progress import day_span
 from loop_assets.warehouse import WarehouseLocked, open_warehouse
 
 SENSOR_INTERVAL_SECONDS = int(os.environ.get("EVAL_LOOP_SENSOR_INTERVAL", "30"))
@@ -34,7 +35,7 @@ DAYS_TAG = "eval_loop/days"
 
 def days_tag(first: date, last: date) -> dict[str, str]:
     """{DAYS_TAG: ...} for a run over first..last."""
-    return {DAYS_TAG: str(first) if first == last else f"{first}...{last}"}
+    return {DAYS_TAG: day_span(first, last)}
 
 
 def contiguous_ranges(days: set[date]) -> list[tuple[date, date]]:
