@@ -421,10 +421,10 @@ def append_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame)
         return 0
     con.register("_rows", _arrow(conform(table, frame)))
     try:
-        if is_lake(con):  # two writers may both add a key here: readers keep one row per key
-            retry_on_conflict(lambda: con.execute(_keyed_insert_sql(table, lake=True, replace=False)))
-        else:
-            con.execute(_keyed_insert_sql(table, lake=False, replace=False))
+        lake = is_lake(con)  # two writers may both add a key here: readers keep one row per key
+        sql = _keyed_insert_sql(table, lake=lake, replace=False)
+        # only a lake has conflicts: on a file retries=0 is the one attempt
+        retry_on_conflict(lambda: con.execute(sql), retries=CONFLICT_RETRIES if lake else 0)
     finally:
         con.unregister("_rows")
     return frame.height
