@@ -35,15 +35,13 @@ def days_with_data(incoming: Path) -> list[date]:
     """The days of the incoming files' records, as the sensor finds them: exactly for files up to 16 MiB,
     by sampling a larger one (its first and last days bound the range materialised) — never a full parse
     of every file just to learn the range."""
-    from loop_assets.capture.file_days import entry_days
+    from loop_assets.capture.file_days import entries_days
     from loop_assets.capture.incoming import scan_incoming
-    from loop_assets.capture.workers import Workers
     from loop_assets.config import load_config
 
     ingest = load_config().ingest
-    with Workers.configured(ingest) as workers:  # one pool for every file's exact read, as the sensor does
-        days = [entry_days(entry, ingest, workers=workers) for entry in scan_incoming(incoming).entries]
-    return sorted(set().union(*days))
+    days = entries_days(scan_incoming(incoming).entries, ingest)
+    return sorted(set().union(*days.values()))
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:

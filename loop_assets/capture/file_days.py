@@ -16,7 +16,7 @@ run that reads it, whichever days that run is for; no day is created or run for 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -41,6 +41,13 @@ def entry_days(
     if entry.refused is not None:
         return set()
     return file_days(entry.path, ingest, small_file_bytes, document=entry.is_document, workers=workers)
+
+
+def entries_days(entries: Iterable[Entry], ingest: IngestConfig) -> dict[str, set[date]]:
+    """`entry_days` of each entry, by its name, with one pool of workers for every file's exact read
+    rather than one started and stopped for each."""
+    with Workers.configured(ingest) as workers:
+        return {entry.name: entry_days(entry, ingest, workers=workers) for entry in entries}
 
 
 def file_days(

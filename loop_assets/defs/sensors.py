@@ -11,11 +11,10 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from loop_assets.capture.file_days import entry_days
+from loop_assets.capture.file_days import entries_days
 from loop_assets.capture.file_watch import plan, read_cursor, scan, untaken
 from loop_assets.capture.incoming import Entry, scan_incoming
 from loop_assets.capture.ingest_plan import stored_versions
-from loop_assets.capture.workers import Workers
 from loop_assets.defs.jobs import loop_job
 from loop_assets.defs.partitions import daily_partitions
 from loop_assets.defs.resources import LoopSettings, Warehouse
@@ -144,9 +143,7 @@ def new_trace_files(
     if not watch.ready:
         reason = f"{len(watch.waiting)} file(s) still being written" if watch.waiting else "no new or grown files"
         return dg.SensorResult(skip_reason=reason, cursor=watch.cursor)
-    config = settings.config()
-    with Workers.configured(config.ingest) as workers:  # one pool for every file's exact read, not one each
-        days_of = {name: entry_days(entries[name], config.ingest, workers=workers) for name in watch.ready}
+    days_of = entries_days([entries[name] for name in watch.ready], settings.config().ingest)
     no_day = sorted(name for name, days in days_of.items() if not days)
     notes = []
     if no_day:
