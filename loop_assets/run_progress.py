@@ -214,7 +214,7 @@ class ProgressPrinter:
         by_partition: dict[str | None, list[RunEvent]] = {}
         for m in events:
             by_partition.setdefault(m.partition, []).append(m)
-        if len(by_partition) == 1:
+        if len(by_partition) <= 1:  # one partition, or none (a step that materialised nothing)
             figures = format_figures(merged_figures(events))
             self._line(f"{self._head(step)}  {said}" + (f": {figures}" if figures else ""))
         else:
@@ -222,9 +222,7 @@ class ProgressPrinter:
                 day: merged_figures(found) for day, found in sorted(by_partition.items(), key=lambda kv: str(kv[0]))
             }
             same = same_every_day(list(per_day.values()))
-            days = (
-                f" ({len(per_day)} days" + (f"; every day: {format_figures(same)})" if same else ")") if per_day else ""
-            )
+            days = f" ({len(per_day)} days" + (f"; every day: {format_figures(same)})" if same else ")")
             self._line(f"{self._head(step)}  {said}{days}")
             for day, figures in per_day.items():
                 rest = {k: v for k, v in figures.items() if k not in same}
