@@ -92,6 +92,7 @@ def graded_candidates(
         raise dg.RetryRequested(max_retries=GRADING_WAIT_RETRIES, seconds_to_wait=GRADING_WAIT_SECONDS)
     config = endpoints.applied(settings.config())
     graded_days: list[pl.DataFrame] = [empty("graded_candidates")]
+    graded_now = 0
     client = endpoints.model_client(config)
     context.log.info(
         "difficulty: no model endpoint configured, stored as unknown"
@@ -111,7 +112,8 @@ def graded_candidates(
                 ) from None
             replace_partitions(con, "graded_candidates", [day], {"graded_candidates": graded}, context.run_id)
             graded_days.append(graded)
-            new = int((graded["graded_run_id"] == context.run_id).sum())
+            new = _graded_now(graded, context.run_id)
+            graded_now += new
             context.log.info(f"progress: {day}: {graded.height} distinct failing inputs, {new} graded now")
         problems = uncovered_failures(con, days)
     graded = pl.concat(graded_days)
@@ -122,7 +124,7 @@ def graded_candidates(
     )
     return dg.MaterializeResult(
         check_results=[problems_check(EVERY_FAILURE_COVERED, problems, "uncovered")],
-        metadata=run_metadata(days, graded_now=_graded_now(graded, context.run_id)),
+        metadata=run_metadata(days, graded_now=graded_now),
     )
 
 

@@ -60,12 +60,14 @@ def eval_suite(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     config = settings.config()
     days = partition_days(context)
     written: list[pl.DataFrame] = [empty("eval_suite")]
+    promoted_now = 0
     with warehouse.get_connection() as con:
         for day in days:
             cases = promote_day(con, day, config, context.run_id, embedder.model_id(config))
             replace_partitions(con, "eval_suite", [day], {"eval_suite": cases}, context.run_id)
             written.append(cases)
             new = int((cases["promoted_run_id"] == context.run_id).sum())
+            promoted_now += new
             context.log.info(f"progress: {day}: {new} case(s) promoted now, {cases.height} in the day's partition")
         suite = whole_suite(con)
         quality = suite_quality(con, days)
@@ -81,7 +83,7 @@ def eval_suite(context: dg.AssetExecutionContext, settings: LoopSettings, wareho
     pairs, gaps, repeats = near_duplicate_pairs(suite), incomplete_provenance(suite), repeated_text_hashes(suite)
     yield dg.MaterializeResult(
         metadata={
-            **run_metadata(days, promoted=int((promoted["promoted_run_id"] == context.run_id).sum())),
+            **run_metadata(days, promoted=promoted_now),
             **current_suite_metadata(suite),
         }
     )
