@@ -56,15 +56,17 @@ def partition_bounds() -> tuple[date, date]:
     )
 
 
-def run_requests(days_of: dict[str, set[date]], versions: dict[str, str]) -> list[dg.RunRequest]:
+def run_requests(
+    days_of: dict[str, set[date]], versions: dict[str, str], bounds: tuple[date, date]
+) -> list[dg.RunRequest]:
     """One run per contiguous range of the files' days, oldest first, each naming its days and files.
 
     Only the files' own days: the suite is append-only and a case that late data adds joins the suite
     version after the latest graded day (`grade.grade_day.first_version_of_new_cases`), so later days
     neither change nor need re-running. A day without a partition (before partitions_start, or
-    tomorrow's traffic) is left to the run of that day.
+    tomorrow's traffic) is left to the run of that day; `bounds` are the `partition_bounds()`.
     """
-    first, last = partition_bounds()
+    first, last = bounds
     wanted = {day for days in days_of.values() for day in days if first <= day <= last}
     requests = []
     for start, end in contiguous_ranges(wanted):
@@ -86,7 +88,7 @@ def run_requests(days_of: dict[str, set[date]], versions: dict[str, str]) -> lis
 @contextmanager
 def read_only(warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnection | None]:
     """A read-only connection to the warehouse (None when there is none yet): the sensor never writes."""
-    if getattr(warehouse, "ducklake_catalog", ""):  # a lake has many writers: reading it blocks none
+    if warehouse.ducklake_catalog:  # a lake has many writers: reading it blocks none
         with warehouse.get_connection() as con:
             yield con
         return
@@ -154,10 +156,11 @@ def new_trace_files(
             + (f"; not opened: {refused}" if refused else "")
         )
         context.log.warning(notes[-1])
-    requests = run_requests({n: d for n, d in days_of.items() if d}, {n: v.key for n, v in watch.ready.items()})
+    first, last = partition_bounds()
+    versions = {n: v.key for n, v in watch.ready.items()}
+    requests = run_requests({n: d for n, d in days_of.items() if d}, versions, (first, last))
     for request in requests:
         context.log.info(f"days {request.tags[DAYS_TAG]}: {request.tags['eval_loop/files']}")
-    first, last = partition_bounds()
     outside = sorted({str(d) for days in days_of.values() for d in days if not first <= d <= last})
     if outside:
         notes.append(f"days without a partition yet, left to the run of that day: {', '.join(outside)}")
